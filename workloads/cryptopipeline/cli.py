@@ -1,0 +1,111 @@
+"""`cryptopipeline`: run the local pipeline, manage the local Kafka broker and topics."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from cryptopipeline.core import PipelineSettings, configure_logging, ensure_topics
+from cryptopipeline.localkafka import BrokerError, LocalKafka, fetch_kafka
+from cryptopipeline.localrun import LocalRunOptions, run_local
+
+DEFAULT_HOME = Path(".work")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cryptopipeline", description=__doc__)
+    parser.add_argument("--log-format", choices=["json", "text"], default="text")
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the local pipeline until Ctrl-C")
+    run.add_argument("--home", type=Path, default=DEFAULT_HOME, help="working area (git-ignored)")
+    run.add_argument("--kafka-port", type=int, default=9092)
+    run.add_argument(
+        "--bootstrap-servers", help="use this existing Kafka instead of starting one here"
+    )
+    run.add_argument(
+        "--exchange",
+        choices=["sim", "live"],
+        default="sim",
+        help="sim (default) runs coinbase-sim locally; live uses Coinbase's public feed",
+    )
+    run.add_argument("--sim-port", type=int, default=8765)
+    run.add_argument(
+        "--sim-arg", action="append", default=[], help="extra coinbase-sim flag (repeatable)"
+    )
+
+    kafka = commands.add_parser("kafka", help="the local single-node Kafka broker")
+    kafka.add_argument("action", choices=["fetch", "up", "down", "status", "wipe"])
+    kafka.add_argument("--home", type=Path, default=DEFAULT_HOME / "kafka")
+    kafka.add_argument("--port", type=int, default=9092)
+    kafka.add_argument("--controller-port", type=int, help="default: --port + 1")
+    kafka.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for ready")
+
+    topics = commands.add_parser("topics", help="create the pipeline's topics (idempotent)")
+    topics.add_argument("action", choices=["create"])
+    topics.add_argument("--bootstrap-servers")
+    return parser
+
+
+def _kafka(args: argparse.Namespace) -> int:
+    broker = LocalKafka(home=args.home, port=args.port, controller_port=args.controller_port)
+    if args.action == "fetch":
+        print(fetch_kafka())
+    elif args.action == "up":
+        broker.start()
+        try:
+            asyncio.run(broker.wait_ready(args.timeout))
+        except BrokerError:
+            broker.stop()
+            raise
+        print(f"Kafka is ready at {broker.bootstrap_servers} (data in {broker.data_dir})")
+    elif args.action == "down":
+        print(broker.stop().replace("-", " "))
+    elif args.action == "status":
+        pid = broker.running_pid()
+        print(f"running (pid {pid})" if pid else "not running")
+        return 0 if pid else 3
+    elif args.action == "wipe":
+        broker.wipe()
+        print(f"removed {args.home}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level, json=args.log_format == "json")
+    try:
+        settings = PipelineSettings()
+        if args.command == "kafka":
+            return _kafka(args)
+        if args.command == "topics":
+            if args.bootstrap_servers:
+                settings.kafka.bootstrap_servers = args.bootstrap_servers
+            created = asyncio.run(ensure_topics(settings.kafka, settings.topic_specs()))
+            print("created: " + (", ".join(created) or "nothing (all existed)"))
+            return 0
+        options = LocalRunOptions(
+            home=args.home,
+            kafka_port=args.kafka_port,
+            bootstrap_servers=args.bootstrap_servers,
+            exchange=args.exchange,
+            sim_port=args.sim_port,
+            sim_args=args.sim_arg,
+        )
+        return asyncio.run(run_local(options, settings))
+    except ValidationError as exc:
+        print(f"cryptopipeline: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    except (BrokerError, RuntimeError) as exc:
+        print(f"cryptopipeline: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

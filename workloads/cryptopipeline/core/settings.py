@@ -1,0 +1,55 @@
+"""Pipeline-wide settings: Kafka, topic names and the settings topics are created with.
+
+Every program composes these into its own `BaseSettings` class; environment variables
+use the `CRYPTOPIPELINE_` prefix and `__` for nesting, e.g.
+`CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS=kafka:9092`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cryptopipeline.core.kafka import KafkaSettings, TopicSpec
+
+
+class TopicNames(BaseModel):
+    """Topic names; the defaults follow the original project."""
+
+    raw: str = "btc_usd"
+    dead_letter: str = "btc_usd_dlq"
+    trade_signals: str = "btc_usd_trade_signals"
+    orders: str = "btc_usd_orders"
+
+
+class TopicDefaults(BaseModel):
+    """Partitions, replication and retention for the topics the pipeline creates itself."""
+
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
+
+
+class PipelineSettings(BaseSettings):
+    """What every program needs to find its topics."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRYPTOPIPELINE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicNames = Field(default_factory=TopicNames)
+    topic_defaults: TopicDefaults = Field(default_factory=TopicDefaults)
+
+    def topic_specs(self) -> list[TopicSpec]:
+        """Every pipeline topic, with the configured partitions, replication and retention."""
+        defaults = self.topic_defaults
+        return [
+            TopicSpec(
+                name=name,
+                partitions=defaults.partitions,
+                replication_factor=defaults.replication_factor,
+                retention_ms=defaults.retention_ms,
+            )
+            for name in dict.fromkeys(self.topics.model_dump().values())
+        ]
