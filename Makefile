@@ -1,0 +1,54 @@
+# CryptoPipeline developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast bench lint format run kafka-up kafka-down kafka-status clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed  ## virtual environment with the project and its test tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+test: install  ## every test, against a real Kafka the tests start themselves
+	$(BIN)/pytest -m "not benchmark" $(PYTEST_ARGS)
+
+test-fast: install  ## tests that need no Kafka broker
+	$(BIN)/pytest -m "not benchmark and not kafka" $(PYTEST_ARGS)
+
+bench: install  ## benchmarks; results go to docs/benchmarks.md by hand
+	$(BIN)/pytest tests/benchmarks -m benchmark --benchmark-only \
+		--benchmark-columns=min,median,mean,max,rounds $(PYTEST_ARGS)
+
+lint: install  ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+run: install  ## the local pipeline (Kafka + coinbase-sim + workloads) until Ctrl-C
+	$(BIN)/cryptopipeline run
+
+kafka-up: install  ## start the local Kafka broker on 127.0.0.1:9092 in the background
+	$(BIN)/cryptopipeline kafka up
+
+kafka-down: install  ## stop the local Kafka broker
+	$(BIN)/cryptopipeline kafka down
+
+kafka-status: install
+	$(BIN)/cryptopipeline kafka status
+
+clean:  ## remove the working area (stop Kafka first) and caches
+	-$(BIN)/cryptopipeline kafka down
+	rm -rf .work .pytest_cache .mypy_cache .ruff_cache .benchmarks
