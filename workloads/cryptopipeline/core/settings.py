@@ -7,7 +7,10 @@ use the `CRYPTOPIPELINE_` prefix and `__` for nesting, e.g.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import sys
+from typing import TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cryptopipeline.core.kafka import KafkaSettings, TopicSpec
@@ -53,3 +56,25 @@ class PipelineSettings(BaseSettings):
             )
             for name in dict.fromkeys(self.topics.model_dump().values())
         ]
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+_SECRET_HINTS = ("secret", "key", "token", "password", "pem", "credential")
+
+
+def load_or_exit(settings_class: type[SettingsT], program: str) -> SettingsT:
+    """Build a program's settings from the environment, or exit 2 with one line per bad
+    variable, named as the user would set it. Values of secret-looking fields are not shown."""
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        prefix = str(settings_class.model_config.get("env_prefix", ""))
+        lines = []
+        for error in exc.errors():
+            parts = [str(part) for part in error["loc"]]
+            name = prefix + "__".join(part.upper() for part in parts)
+            secret = any(hint in part.lower() for part in parts for hint in _SECRET_HINTS)
+            shown = "<hidden>" if secret else repr(error.get("input"))[:80]
+            lines.append(f"  {name}: {error['msg']} (got {shown})")
+        print(f"{program}: invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None

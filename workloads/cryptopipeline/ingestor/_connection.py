@@ -1,0 +1,152 @@
+"""One WebSocket connection to the feed, kept alive forever: subscribe, read, detect death
+by missing heartbeats, reconnect with jittered exponential backoff. Parsing lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+import orjson
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from cryptopipeline.ingestor._decode import (
+    ControlFrame,
+    FeedFrame,
+    HeartbeatFrame,
+    TradeFrame,
+    decode,
+)
+from cryptopipeline.ingestor._metrics import IngestorMetrics
+from cryptopipeline.ingestor._settings import ExchangeSettings, IngestSettings
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[FeedFrame, int, int], Awaitable[None]]
+"""Receives (decoded frame, connection id, receive time in ns); may wait (backpressure)."""
+
+
+class Backoff:
+    """Full-jitter exponential backoff: a random delay in [0, min(cap, base * 2**n))."""
+
+    def __init__(self, base: float, cap: float, rng: random.Random | None = None) -> None:
+        self.base, self.cap = base, cap
+        self._attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * (2**self._attempt))
+        self._attempt = min(self._attempt + 1, 30)
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+class FeedConnection:
+    """Connection `conn_id` of the redundant set; `run()` returns only when cancelled."""
+
+    def __init__(
+        self,
+        conn_id: int,
+        exchange: ExchangeSettings,
+        ingest: IngestSettings,
+        sink: Sink,
+        metrics: IngestorMetrics,
+    ) -> None:
+        self.conn_id = conn_id
+        self._exchange = exchange
+        self._ingest = ingest
+        self._sink = sink
+        self._metrics = metrics
+        self._products = frozenset(exchange.products)
+        self._label = str(conn_id)
+        self.subscribed = False
+        self.connects = 0
+
+    def subscribe_request(self) -> bytes:
+        return orjson.dumps(
+            {
+                "type": "subscribe",
+                "product_ids": self._exchange.products,
+                "channels": self._exchange.channels,
+            }
+        )
+
+    async def run(self) -> None:
+        backoff = Backoff(self._ingest.reconnect_initial_s, self._ingest.reconnect_max_s)
+        while True:
+            reason = await self._session(backoff)
+            self.subscribed = False
+            self._metrics.connected.labels(self._label).set(0)
+            self._metrics.reconnects.labels(self._label, reason).inc()
+            delay = backoff.next_delay()
+            log.info(
+                "connection lost; reconnecting",
+                extra={"connection": self.conn_id, "reason": reason, "delay_s": round(delay, 3)},
+            )
+            await asyncio.sleep(delay)
+
+    async def _session(self, backoff: Backoff) -> str:
+        """Connect and read until the connection dies; return why it died."""
+        try:
+            async with websockets.connect(
+                self._exchange.ws_url,
+                open_timeout=10,
+                close_timeout=2,
+                max_size=max(4 * self._ingest.max_frame_bytes, 1 << 20),
+                max_queue=64,
+                compression=None,
+            ) as ws:
+                self.connects += 1
+                await ws.send(self.subscribe_request().decode())
+                return await self._read(ws, backoff)
+        except InvalidURI as exc:
+            raise SystemExit(f"invalid exchange URL: {exc}") from exc
+        except TimeoutError:
+            return "heartbeat_timeout"
+        except ConnectionClosed as exc:
+            too_big = exc.sent is not None and exc.sent.code == 1009  # we refused a huge frame
+            return "frame_too_big" if too_big else "closed"
+        except (OSError, InvalidHandshake) as exc:
+            log.warning("cannot connect", extra={"connection": self.conn_id, "error": str(exc)})
+            return "connect_failed"
+
+    async def _read(self, ws: ClientConnection, backoff: Backoff) -> str:
+        timeout = self._ingest.heartbeat_timeout_s
+        max_bytes = self._ingest.max_frame_bytes
+        received = self._metrics.messages_received
+        clock = asyncio.get_running_loop().time
+        alive_until = clock() + timeout
+        while True:
+            async with asyncio.timeout_at(alive_until):
+                frame = await ws.recv()
+            receive_ns = time.time_ns()
+            decoded = decode(frame, self._products, max_bytes)
+            received.labels(self._label, frame_kind(decoded)).inc()
+            if isinstance(decoded, HeartbeatFrame):
+                alive_until = clock() + timeout
+                backoff.reset()  # data flows again: the next loss starts from a short delay
+            elif isinstance(decoded, ControlFrame) and decoded.type == "subscriptions":
+                self.subscribed = True
+                self._metrics.connected.labels(self._label).set(1)
+            before = clock()
+            await self._sink(decoded, self.conn_id, receive_ns)
+            if clock() - before > 0.5:  # the sink applied backpressure: that is not silence
+                alive_until = max(alive_until, clock() + timeout)
+
+
+def frame_kind(frame: FeedFrame) -> str:
+    """A metric label for a decoded frame: its type, or `rejected`."""
+    if isinstance(frame, TradeFrame):
+        return frame.family.value
+    if isinstance(frame, HeartbeatFrame):
+        return "heartbeat"
+    if isinstance(frame, ControlFrame):
+        return frame.type
+    return "rejected"

@@ -1,0 +1,61 @@
+"""The single ordered path to Kafka: records enter in the order the sequencers release them
+and leave through one writer, so no two coroutines can ever reorder a product's trades."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(slots=True, frozen=True)
+class OutRecord:
+    topic: str
+    key: str
+    value: bytes
+    timestamp_ms: int | None
+    headers: tuple[tuple[str, bytes], ...]
+    product: str
+    kind: str  # trade | backfill | heartbeat | dead_letter
+    receive_ns: int
+
+
+class Outbox:
+    """An unbounded FIFO whose producers call `put` synchronously (keeping order) and then
+    `await room()` to feel backpressure once more than `bound` records wait."""
+
+    def __init__(self, bound: int) -> None:
+        self._items: deque[OutRecord] = deque()
+        self._bound = bound
+        self._nonempty = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, record: OutRecord) -> None:
+        self._items.append(record)
+        self._nonempty.set()
+        if len(self._items) >= self._bound:
+            self._room.clear()
+
+    async def room(self) -> None:
+        await self._room.wait()
+
+    def close(self) -> None:
+        """No more records: `get` returns None once the rest is taken."""
+        self._closed = True
+        self._nonempty.set()
+
+    async def get(self) -> OutRecord | None:
+        while not self._items:
+            if self._closed:
+                return None
+            self._nonempty.clear()
+            await self._nonempty.wait()
+        record = self._items.popleft()
+        if len(self._items) < self._bound:
+            self._room.set()
+        return record

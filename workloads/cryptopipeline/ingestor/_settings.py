@@ -1,0 +1,93 @@
+"""The ingestor's configuration: one typed object built from CRYPTOPIPELINE_* variables."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from cryptopipeline.core.settings import PipelineSettings
+
+COINBASE_WS_URL = "wss://ws-feed.exchange.coinbase.com"
+COINBASE_REST_URL = "https://api.exchange.coinbase.com"
+
+Channel = Literal["ticker", "heartbeat", "matches"]
+_DEFAULT_CHANNELS: list[Channel] = ["ticker", "heartbeat"]
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+class ExchangeSettings(BaseModel):
+    """Where the feed comes from and what is subscribed."""
+
+    ws_url: str = Field(default=COINBASE_WS_URL, pattern=r"^wss?://")
+    rest_url: str = Field(default=COINBASE_REST_URL, pattern=r"^https?://")
+    products: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["BTC-USD"])
+    channels: Annotated[list[Channel], NoDecode] = Field(
+        default_factory=lambda: list(_DEFAULT_CHANNELS)
+    )
+    connections: int = Field(default=2, ge=1, le=8, description="redundant sockets")
+
+    _split_products = field_validator("products", "channels", mode="before")(
+        lambda cls, value: _split(value)
+    )
+
+    @field_validator("products")
+    @classmethod
+    def _product_ids(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one product is needed")
+        for product in value:
+            base, dash, quote = product.partition("-")
+            if not dash or not base.isalnum() or not quote.isalnum() or product != product.upper():
+                raise ValueError(f"{product!r} is not a product id like BTC-USD")
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _needs_trades_and_heartbeat(self) -> ExchangeSettings:
+        if "heartbeat" not in self.channels:
+            raise ValueError("channels must include heartbeat (liveness and quiet-market time)")
+        if not {"ticker", "matches"} & set(self.channels):
+            raise ValueError("channels must include ticker or matches")
+        return self
+
+
+class IngestSettings(BaseModel):
+    """Liveness, reconnects, gaps, input limits and buffering."""
+
+    heartbeat_timeout_s: float = Field(default=5.0, gt=0)
+    reconnect_initial_s: float = Field(default=0.25, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    gap_grace_s: float = Field(default=0.5, ge=0, description="wait for another socket first")
+    gap_attempts: int = Field(default=5, ge=1, description="backfills before a gap is skipped")
+    max_buffered_records: int = Field(default=50_000, ge=10, description="unacked by Kafka")
+    max_pending_trades: int = Field(default=100_000, ge=10, description="waiting on a gap")
+    linger_ms: int = Field(default=2, ge=0)
+    kafka_delivery_timeout_ms: int = Field(default=120_000, ge=1_000)
+    recovery_scan_limit: int = Field(default=1_000_000, ge=1, description="records per partition")
+
+
+class OpsSettings(BaseModel):
+    host: str = "0.0.0.0"  # probed by the kubelet
+    port: int = Field(default=9101, ge=0, le=65535)
+
+
+class IngestorSettings(PipelineSettings):
+    """Everything the ingestor reads at start (CRYPTOPIPELINE_EXCHANGE__PRODUCTS=BTC-USD,...)."""
+
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
