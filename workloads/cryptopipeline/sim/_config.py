@@ -1,0 +1,72 @@
+"""The simulator's settings: one typed object, built once at the edge (CLI, env or a test)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cryptopipeline.sim._faults import FaultPlan
+
+
+class SimConfig(BaseSettings):
+    """Everything `coinbase-sim` can be told; env vars are `COINBASE_SIM_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="COINBASE_SIM_", extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535, description="0 picks a free port")
+    products: tuple[str, ...] = ("BTC-USD", "ETH-USD")
+    seed: int = 1
+    rate: float = Field(default=5.0, gt=0, description="synthetic trades per second per product")
+    speed: float = Field(
+        default=1.0, ge=0, description="event-time speed-up; 0 = as fast as consumers"
+    )
+    start_time: datetime | None = Field(
+        default=None, description="event time of the start; default now"
+    )
+    max_trades: int | None = Field(default=None, ge=0, description="stop generating after N trades")
+    replay: Path | None = Field(
+        default=None, description="JSON-lines file of recorded feed messages"
+    )
+    ground_truth: Path | None = Field(
+        default=None, description="write one JSON line per trade here"
+    )
+    await_subscribers: int = Field(
+        default=0, ge=0, description="start the market after N subscribes"
+    )
+    max_queue: int = Field(
+        default=100_000, ge=1, description="paced mode: frames queued per client"
+    )
+    high_water: int = Field(
+        default=4096, ge=1, description="max mode: frames queued before waiting"
+    )
+    max_message_size: int = Field(
+        default=65_536, ge=128, description="largest client frame accepted"
+    )
+    faults: FaultPlan = FaultPlan()
+
+    @field_validator("products", mode="before")
+    @classmethod
+    def _split_products(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("speed", mode="before")
+    @classmethod
+    def _max_speed(cls, value: object) -> object:
+        return 0.0 if isinstance(value, str) and value.lower() in ("max", "inf") else value
+
+    @field_validator("start_time")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @property
+    def paced(self) -> bool:
+        return self.speed > 0

@@ -1,0 +1,78 @@
+"""The feed: who subscribed to which (channel, product), and publishing frames to them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import orjson
+
+from cryptopipeline.sim._events import MarketEvent
+from cryptopipeline.sim._faults import FaultPlan
+from cryptopipeline.sim._frames import text_frame
+from cryptopipeline.sim._stats import SimStats
+
+if TYPE_CHECKING:
+    from cryptopipeline.sim._subscriber import Subscriber
+
+
+class Feed:
+    """Routes each market event's messages to the subscribers of its (channel, product)."""
+
+    def __init__(self, *, faults: FaultPlan, stats: SimStats, seed: int) -> None:
+        self.faults = faults
+        self.stats = stats
+        self.seed = seed
+        self._index: dict[tuple[str, str], dict[Subscriber, None]] = {}
+        self.subscribers: dict[Subscriber, None] = {}
+        self.subscribe_count = 0
+        self.subscribed = asyncio.Event()
+        self.await_subscribers = 0
+
+    def attach(self, subscriber: Subscriber) -> None:
+        self.subscribers[subscriber] = None
+
+    def detach(self, subscriber: Subscriber) -> None:
+        self.subscribers.pop(subscriber, None)
+        for key in list(self._index):
+            members = self._index[key]
+            members.pop(subscriber, None)
+            if not members:
+                del self._index[key]
+
+    def add(self, subscriber: Subscriber, channel: str, products: Iterable[str]) -> None:
+        for product in products:
+            self._index.setdefault((channel, product), {})[subscriber] = None
+        self.subscribe_count += 1
+        if self.subscribe_count >= self.await_subscribers:
+            self.subscribed.set()
+
+    def remove(self, subscriber: Subscriber, channel: str, products: Iterable[str]) -> None:
+        for product in products:
+            members = self._index.get((channel, product))
+            if members is not None:
+                members.pop(subscriber, None)
+                if not members:
+                    del self._index[(channel, product)]
+
+    def publish(self, event: MarketEvent) -> None:
+        """Encode each message once (only if someone listens) and queue it for its audience."""
+        index = self._index
+        for channel in event.channels:
+            audience = index.get((channel, event.product_id))
+            if audience:
+                frame = text_frame(orjson.dumps(event.render(channel)))
+                for subscriber in audience:
+                    subscriber.enqueue(frame)
+
+    def congested(self) -> list[Subscriber]:
+        """Subscribers above the high-water mark (max-speed mode waits for them)."""
+        return [s for s in self.subscribers if s.congested]
+
+    async def disconnect_all(self) -> int:
+        """Close every client connection now; return how many were open."""
+        subscribers = list(self.subscribers)
+        for subscriber in subscribers:
+            subscriber.request_close(1001, "disconnect requested")
+        return len(subscribers)

@@ -1,0 +1,208 @@
+"""`SimServer`: the WebSocket feed and the REST API on one port, plus the market that feeds them.
+
+async with SimServer(SimConfig(port=0, speed=0, max_trades=100)) as sim:
+    sim.ws_url, sim.http_url, await sim.market_done.wait()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from types import TracebackType
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from cryptopipeline.coinbase._time import to_micros
+from cryptopipeline.sim._config import SimConfig
+from cryptopipeline.sim._events import MarketEvent
+from cryptopipeline.sim._faults import FaultPlan
+from cryptopipeline.sim._feed import Feed
+from cryptopipeline.sim._http import RestApi
+from cryptopipeline.sim._ledger import TradeLedger
+from cryptopipeline.sim._products import product_spec
+from cryptopipeline.sim._replay import ReplayMarket
+from cryptopipeline.sim._stats import SimStats
+from cryptopipeline.sim._subscriber import Subscriber
+from cryptopipeline.sim._synthetic import SyntheticMarket
+
+log = logging.getLogger("cryptopipeline.sim")
+
+_YIELD_EVERY = 256
+"""Events published between two yields to the event loop when the market runs ahead."""
+
+
+class SimServer:
+    """The simulator as an async context manager; `port=0` picks a free port."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.stats = SimStats()
+        self.ledger = TradeLedger(config.ground_truth)
+        self.feed = Feed(faults=config.faults, stats=self.stats, seed=config.seed)
+        self.feed.await_subscribers = config.await_subscribers
+        if config.await_subscribers == 0:
+            self.feed.subscribed.set()
+        self.market_done = asyncio.Event()
+        self.port = config.port
+        self._market: Iterable[MarketEvent]
+        self._start_us: int
+        if config.replay is not None:
+            replay = ReplayMarket(config.replay, max_trades=config.max_trades)
+            self._market, self._start_us = replay, replay.start_us
+            for product in replay.product_ids:
+                self.ledger.add_product(product)
+        else:
+            start = config.start_time or datetime.now(UTC)
+            self._start_us = to_micros(start)
+            specs = [product_spec(p) for p in config.products]
+            for spec in specs:
+                self.ledger.add_product(spec.product_id)
+            self._market = SyntheticMarket(
+                specs,
+                seed=config.seed,
+                rate=config.rate,
+                start_us=self._start_us,
+                max_trades=config.max_trades,
+            )
+        self._rest = RestApi(
+            ledger=self.ledger,
+            feed=self.feed,
+            stats=self.stats,
+            set_faults=self.set_faults,
+            disconnect=self.feed.disconnect_all,
+        )
+        self._connections = 0
+        self._server: Server | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._market_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> SimServer:
+        self._server = await serve(
+            self._handle,
+            self.config.host,
+            self.config.port,
+            process_request=self._process_request,
+            compression=None,
+            max_size=self.config.max_message_size,
+            server_header="coinbase-sim",
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        self._market_task = self._tasks.create_task(self._run_market())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._market_task is not None:
+            self._market_task.cancel()
+        assert self._server is not None and self._tasks is not None
+        self._server.close()
+        await self._server.wait_closed()
+        await self._tasks.__aexit__(exc_type, exc, tb)
+        self.ledger.close()
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set (the CLI's signal handler sets it)."""
+        await stop.wait()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}/"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    def set_faults(self, plan: FaultPlan) -> None:
+        """Replace the fault plan; connections pick it up at their next write."""
+        self.feed.faults = plan
+        for subscriber in self.feed.subscribers:
+            subscriber.wakeup.set()
+        log.info("fault plan changed", extra={"faults": plan.model_dump(mode="json")})
+
+    # -- the market --------------------------------------------------------------------------
+
+    async def _run_market(self) -> None:
+        config = self.config
+        feed, ledger, stats = self.feed, self.ledger, self.stats
+        await feed.subscribed.wait()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        speed = config.speed
+        count = 0
+        try:
+            for event in self._market:
+                if speed > 0:
+                    due = started + (event.at_us - self._start_us) / 1_000_000 / speed
+                    delay = due - loop.time()
+                    if delay > 0:
+                        ledger.flush()
+                        await asyncio.sleep(delay)
+                        count = 0
+                if event.trade is not None:
+                    ledger.record(event.trade, event.quote)
+                    stats.trades_published += 1
+                elif event.quote is not None:
+                    ledger.note_quote(event.product_id, event.quote)
+                feed.publish(event)
+                stats.events_published += 1
+                count += 1
+                if speed <= 0:
+                    congested = feed.congested()
+                    if congested:
+                        for subscriber in congested:
+                            await subscriber.drained.wait()
+                        count = 0
+                if count >= _YIELD_EVERY:
+                    count = 0
+                    await asyncio.sleep(0)
+        finally:
+            ledger.flush()
+            stats.market_done = True
+            self.market_done.set()
+            log.info("market finished", extra={"trades": stats.trades_published})
+
+    # -- connections -------------------------------------------------------------------------
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        upgrade = request.headers.get("Upgrade", "")
+        path = request.path.split("?", 1)[0]
+        if upgrade.lower() == "websocket" and path == "/":
+            return None
+        return await self._rest.answer(request)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        index = self._connections
+        self._connections += 1
+        subscriber = Subscriber(
+            ws,
+            index,
+            self.feed,
+            self.ledger,
+            paced=self.config.paced,
+            max_queue=self.config.max_queue,
+            high_water=self.config.high_water,
+        )
+        self.feed.attach(subscriber)
+        self.stats.connections_opened += 1
+        self.stats.connections_open += 1
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                writer = tasks.create_task(subscriber.write_frames())
+                await subscriber.read_requests()
+                writer.cancel()
+        finally:
+            self.feed.detach(subscriber)
+            self.stats.connections_open -= 1
