@@ -41,7 +41,7 @@ SimFactory = Callable[..., AbstractAsyncContextManager[SimServer]]
 async def http(
     server: SimServer, path: str, method: str = "GET", body: bytes = b""
 ) -> tuple[int, dict[str, str], Any]:
-    """One HTTP/1.1 request to the simulator; returns status, headers (lower-case), JSON body."""
+    """One HTTP/1.1 request; returns status (0 if closed unanswered), headers, JSON body."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
@@ -52,6 +52,8 @@ async def http(
             raw = await reader.read()
     finally:
         writer.close()
+    if not raw:
+        return 0, {}, None  # closed without answering
     header_blob, _, payload = raw.partition(b"\r\n\r\n")
     lines = header_blob.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])

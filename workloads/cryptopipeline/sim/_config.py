@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cryptopipeline.sim._faults import FaultPlan
+from cryptopipeline.sim._products import product_spec
 
 
 class SimConfig(BaseSettings):
@@ -18,7 +20,8 @@ class SimConfig(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535, description="0 picks a free port")
-    products: tuple[str, ...] = ("BTC-USD", "ETH-USD")
+    products: Annotated[tuple[str, ...], NoDecode] = ("BTC-USD", "ETH-USD")
+    """Comma-separated in env vars and flags: `BTC-USD,ETH-USD`."""
     seed: int = 1
     rate: float = Field(default=5.0, gt=0, description="synthetic trades per second per product")
     speed: float = Field(
@@ -53,6 +56,15 @@ class SimConfig(BaseSettings):
     def _split_products(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("products")
+    @classmethod
+    def _known_shape(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one product is needed")
+        for product in value:
+            product_spec(product)
         return value
 
     @field_validator("speed", mode="before")

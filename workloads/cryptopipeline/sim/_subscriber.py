@@ -104,7 +104,7 @@ class Subscriber:
         self.wakeup.set()
 
     def request_close(self, code: int, reason: str) -> None:
-        """Ask the writer to close the connection (after what is already queued)."""
+        """Ask the writer to close the connection once what is already queued is written."""
         self._close_request = (code, reason)
         self.wakeup.set()
 
@@ -195,9 +195,6 @@ class Subscriber:
                             pass
                 if self.closed:
                     return
-                if self._close_request is not None:
-                    await self._close(*self._close_request)
-                    return
                 plan = self._plan()
                 if plan.has_timers and await self._timed_faults(plan):
                     return
@@ -205,19 +202,21 @@ class Subscriber:
                     self._mark_closed()
                     return
                 batch, self.queue = self.queue, []
-                if not batch:
-                    continue
-                if plan.alters_messages:
-                    if await self._write_with_faults(batch, plan):
-                        return
-                else:
-                    transport.write(b"".join(batch))
-                    self.feed.stats.frames_sent += len(batch)
-                    self.feed_frames_sent += len(batch)
-                await ws.drain()
-                if self.congested and len(self.queue) < self.high_water:
-                    self.congested = False
-                    self.drained.set()
+                if batch:
+                    if plan.alters_messages:
+                        if await self._write_with_faults(batch, plan):
+                            return
+                    else:
+                        transport.write(b"".join(batch))
+                        self.feed.stats.frames_sent += len(batch)
+                        self.feed_frames_sent += len(batch)
+                    await ws.drain()
+                    if self.congested and len(self.queue) < self.high_water:
+                        self.congested = False
+                        self.drained.set()
+                if self._close_request is not None and not self.queue:
+                    await self._close(*self._close_request)
+                    return
         finally:
             self._mark_closed()
 
