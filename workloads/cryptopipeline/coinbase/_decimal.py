@@ -13,7 +13,9 @@ _EIGHT = Decimal("0.00000001")
 
 def format_price(value: Decimal) -> str:
     """A price as Coinbase sends it: fixed-point, trailing zeros trimmed, never an exponent."""
-    text = format(value, "f")
+    text = str(value)  # fastest; falls back to fixed-point when str() uses an exponent
+    if "E" in text:
+        text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
