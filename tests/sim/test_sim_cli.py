@@ -43,6 +43,15 @@ def test_flags_and_env_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
     assert defaults.rate == 5 and defaults.speed == 1
 
 
+def test_fault_flags_override_the_env_plan_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COINBASE_SIM_FAULTS", '{"drop_rate": 0.1, "connections": [1]}')
+    config, _ = config_from_args([])
+    assert config.faults.drop_rate == 0.1 and config.faults.connections == (1,)
+    config, _ = config_from_args(["--duplicate-rate", "0.5", "--fault-connections", "0"])
+    assert config.faults.drop_rate == 0.1 and config.faults.duplicate_rate == 0.5
+    assert config.faults.connections == (0,)
+
+
 def test_bad_configuration_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--rate", "-1"]) == 2
     assert "rate" in capsys.readouterr().err

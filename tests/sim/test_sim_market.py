@@ -145,3 +145,13 @@ async def test_slow_consumer_is_cut_off_in_paced_mode(sim: SimFactory) -> None:
             before = server.stats.trades_published
             while server.stats.trades_published < before + 100:
                 await healthy.recv()
+
+
+async def test_market_waits_for_n_subscribe_requests(sim: SimFactory) -> None:
+    async with sim(max_trades=10, await_subscribers=2) as server, feed_client(server) as ws:
+        await subscribe(ws, ["ticker", "matches", "heartbeat"], PRODUCTS)
+        status, _, stats = await http(server, "/sim/stats")  # lets the loop run a while
+        assert status == 200 and stats["trades_published"] == 0
+        await subscribe(ws, ["ticker"], ["BTC-USD"])
+        await server.market_done.wait()
+        assert server.stats.trades_published == 10

@@ -44,6 +44,9 @@ class Feed:
     def add(self, subscriber: Subscriber, channel: str, products: Iterable[str]) -> None:
         for product in products:
             self._index.setdefault((channel, product), {})[subscriber] = None
+
+    def note_subscribe(self) -> None:
+        """Count one accepted subscribe request (the market may be waiting for N of them)."""
         self.subscribe_count += 1
         if self.subscribe_count >= self.await_subscribers:
             self.subscribed.set()

@@ -141,6 +141,7 @@ class Subscriber:
                 if name == "matches":
                     newly_matched.extend(fresh)
             self.send_control(subscriptions_message(self.channels))
+            self.feed.note_subscribe()
             for product in newly_matched:
                 last = self.ledger.last_match(product)
                 if last is not None:

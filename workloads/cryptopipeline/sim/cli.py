@@ -101,9 +101,12 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[SimConfig, str]
     fault_values = {k: v for k, v in fault_values.items() if v is not None}
     if args.fault_connections:
         fault_values["connections"] = tuple(int(v) for v in args.fault_connections.split(","))
+    config = SimConfig(**values)
     if fault_values:
-        values["faults"] = FaultPlan(**fault_values)
-    return SimConfig(**values), args.log_level
+        # Fault flags override, one by one, the plan from COINBASE_SIM_FAULTS (JSON).
+        merged = {**config.faults.model_dump(), **fault_values}
+        config = config.model_copy(update={"faults": FaultPlan(**merged)})
+    return config, args.log_level
 
 
 async def run(config: SimConfig) -> None:
