@@ -166,11 +166,11 @@ class SimServer:
                 if count >= _YIELD_EVERY:
                     count = 0
                     await asyncio.sleep(0)
+            log.info("market finished", extra={"trades": stats.trades_published})
         finally:
             ledger.flush()
             stats.market_done = True
             self.market_done.set()
-            log.info("market finished", extra={"trades": stats.trades_published})
 
     # -- connections -------------------------------------------------------------------------
 

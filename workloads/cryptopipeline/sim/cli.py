@@ -132,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"coinbase-sim: invalid configuration: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("websockets.server").setLevel(max(logging.WARNING, logging.root.level))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(config))
     return 0
