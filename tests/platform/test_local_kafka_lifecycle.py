@@ -33,7 +33,7 @@ async def test_restart_keeps_records_and_stops_cleanly(tmp_path: Path) -> None:
 
         assert await asyncio.to_thread(broker.stop) == "stopped"  # SIGTERM sufficed
         assert broker.running_pid() is None
-        assert not Path(f"/proc/{pid}").exists()
+        assert not await asyncio.to_thread(Path(f"/proc/{pid}").exists)
         assert broker.stop() == "not-running"
 
         await asyncio.to_thread(broker.start)  # same home: storage is already formatted

@@ -1,0 +1,81 @@
+"""Promise 1 against the real broker and the simulator: every trade exactly once, in order,
+through dropped, duplicated and malformed frames, socket closes and stalls."""
+
+from __future__ import annotations
+
+import pytest
+from ingest_support import (
+    assert_exactly_once,
+    checkpoint,
+    collect,
+    contains,
+    ground_truth,
+    ingestor_settings,
+    metric_total,
+    running,
+    wait_for,
+)
+
+from cryptopipeline.core import KafkaSettings
+from cryptopipeline.ingestor.service import Ingestor
+from cryptopipeline.sim._config import SimConfig
+from cryptopipeline.sim._faults import FaultPlan
+from cryptopipeline.sim._server import SimServer
+
+pytestmark = pytest.mark.kafka
+
+TRADES = 50_000
+
+
+async def test_every_trade_exactly_once_through_faults(
+    kafka_settings: KafkaSettings, raw_topics: tuple[str, str]
+) -> None:
+    raw, dlq = raw_topics
+    bootstrap = kafka_settings.bootstrap_servers
+    config = SimConfig(
+        port=0, products=("BTC-USD", "ETH-USD"), seed=11, rate=2_500, await_subscribers=2
+    )
+    async with SimServer(config) as sim:
+        ingestor = Ingestor(ingestor_settings(bootstrap, sim, raw, dlq))
+        async with running(ingestor):
+            published_trades = "cryptopipeline_ingestor_records_published"
+
+            def traded(n: int) -> bool:
+                return sim.stats.trades_published >= n
+
+            await wait_for(lambda: metric_total(ingestor.metrics.registry, published_trades) > 100)
+            # 1. one connection loses 1%, repeats 1% and garbles 0.5% of its frames
+            sim.set_faults(
+                FaultPlan(
+                    drop_rate=0.01, duplicate_rate=0.01, malformed_rate=0.005, connections=(0,)
+                )
+            )
+            await wait_for(lambda: traded(15_000))
+            # 2. every socket is closed 0.4 s after it connects, and repeats and garbles frames
+            sim.set_faults(
+                FaultPlan(close_every_seconds=0.4, duplicate_rate=0.01, malformed_rate=0.005)
+            )
+            await wait_for(lambda: sim.stats.fault_closes >= 20 and traded(30_000))
+            # 3. every socket goes silent 0.5 s after connecting, for longer than the liveness limit
+            sim.set_faults(FaultPlan(stall_seconds=3.0, stall_every_seconds=0.5))
+            await wait_for(lambda: sim.stats.fault_stalls >= 2 and traded(38_000))
+            # 4. faults off; check up to the trades the market had made by then
+            sim.set_faults(FaultPlan())
+            await wait_for(lambda: traded(TRADES))
+            marks = checkpoint(sim)
+            records = await collect(bootstrap, raw, contains(marks))
+            dead = await collect(
+                bootstrap, dlq, lambda r: len(r) >= sim.stats.frames_malformed, within=30
+            )
+
+        assert sum(ids.index(marks[p]) + 1 for p, ids in ground_truth(sim).items()) >= TRADES
+        assert sim.stats.fault_closes >= 20
+        assert sim.stats.frames_dropped > 0 and sim.stats.frames_duplicated > 0
+        assert_exactly_once(records, sim, marks)
+        # every garbled frame is in the dead-letter topic with its reason
+        assert len(dead) == sim.stats.frames_malformed > 0
+        assert {dict(r.headers)["reason"] for r in dead} == {b"malformed_json"}
+        registry = ingestor.metrics.registry
+        assert metric_total(registry, "cryptopipeline_ingestor_duplicates_dropped") > 0
+        assert metric_total(registry, "cryptopipeline_ingestor_reconnects") >= 20
+        assert metric_total(registry, "cryptopipeline_ingestor_gaps") > 0
