@@ -115,7 +115,7 @@ def assert_exactly_once(records: Records, sim: SimServer, marks: dict[str, int])
 async def wait_for(predicate: Callable[[], bool], within: float = 60) -> None:
     """Poll a condition that has no event of its own (sim counters, ledger sizes)."""
     async with asyncio.timeout(within):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - counters and ledgers have no event to await
             await asyncio.sleep(0.05)
 
 
