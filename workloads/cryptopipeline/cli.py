@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--sim-arg", action="append", default=[], help="extra coinbase-sim flag (repeatable)"
     )
+    run.add_argument(
+        "--products", default="BTC-USD", help="comma-separated product ids (default BTC-USD)"
+    )
+    run.add_argument("--ingestor-ops-port", type=int, default=9101)
 
     kafka = commands.add_parser("kafka", help="the local single-node Kafka broker")
     kafka.add_argument("action", choices=["fetch", "up", "down", "status", "wipe"])
@@ -97,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             exchange=args.exchange,
             sim_port=args.sim_port,
             sim_args=args.sim_arg,
+            products=[p.strip() for p in args.products.split(",") if p.strip()],
+            ingestor_ops_port=args.ingestor_ops_port,
         )
         return asyncio.run(run_local(options, settings))
     except ValidationError as exc:

@@ -38,6 +38,8 @@ class LocalRunOptions:
     exchange: str = "sim"  # "sim" starts coinbase-sim; "live" uses Coinbase itself
     sim_port: int = 8765
     sim_args: Sequence[str] = ()
+    products: Sequence[str] = ("BTC-USD",)
+    ingestor_ops_port: int = 9101
 
 
 def _python_program(name: str, module: str, args: Sequence[str], **kw: object) -> Program:
@@ -48,15 +50,40 @@ def _python_program(name: str, module: str, args: Sequence[str], **kw: object) -
 def plan_programs(options: LocalRunOptions) -> list[Program]:
     """The child processes for these options, in start order (stopped in reverse)."""
     programs: list[Program] = []
+    products = ",".join(options.products)
+    ingestor_env = {
+        "CRYPTOPIPELINE_EXCHANGE__PRODUCTS": products,
+        "CRYPTOPIPELINE_OPS__HOST": "127.0.0.1",
+        "CRYPTOPIPELINE_OPS__PORT": str(options.ingestor_ops_port),
+        "CRYPTOPIPELINE_LOG_FORMAT": "text",
+    }
     if options.exchange == "sim":
+        sim = f"127.0.0.1:{options.sim_port}"
         programs.append(
             _python_program(
                 "coinbase-sim",
                 "cryptopipeline.sim.cli",
-                ["--host", "127.0.0.1", "--port", str(options.sim_port), *options.sim_args],
+                [
+                    *("--host", "127.0.0.1", "--port", str(options.sim_port)),
+                    *("--products", products),
+                    *options.sim_args,
+                ],
                 ready_port=options.sim_port,
             )
         )
+        ingestor_env |= {
+            "CRYPTOPIPELINE_EXCHANGE__WS_URL": f"ws://{sim}/",
+            "CRYPTOPIPELINE_EXCHANGE__REST_URL": f"http://{sim}",
+        }
+    programs.append(
+        _python_program(
+            "ingestor",
+            "cryptopipeline.ingestor.cli",
+            [],
+            ready_port=options.ingestor_ops_port,
+            env=ingestor_env,
+        )
+    )
     return programs
 
 
@@ -75,6 +102,7 @@ async def _wait_port(port: int, process: asyncio.subprocess.Process) -> None:
 
 async def _stop(name: str, process: asyncio.subprocess.Process, grace: float = 15.0) -> None:
     if process.returncode is not None:
+        log.info("had exited", extra={"program": name, "exit_code": process.returncode})
         return
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signal.SIGTERM)
@@ -114,8 +142,11 @@ async def run_local(options: LocalRunOptions, settings: PipelineSettings) -> int
         await ensure_topics(settings.kafka, settings.topic_specs())
         child_env = {"CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
         for program in plan_programs(options):
+            # Own session: a terminal's Ctrl-C reaches only us, and we stop them in order.
             process = await asyncio.create_subprocess_exec(
-                *program.argv, env={**os.environ, **child_env, **program.env}
+                *program.argv,
+                env={**os.environ, **child_env, **program.env},
+                start_new_session=True,
             )
             children.append((program.name, process))
             if program.ready_port is not None:
