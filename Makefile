@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
+ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-fast bench lint format run kafka-up kafka-down kafka-status clean
@@ -38,7 +39,7 @@ format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 run: install  ## the local pipeline (Kafka + coinbase-sim + workloads) until Ctrl-C
-	$(BIN)/cryptopipeline run
+	$(BIN)/cryptopipeline run $(ARGS)
 
 kafka-up: install  ## start the local Kafka broker on 127.0.0.1:9092 in the background
 	$(BIN)/cryptopipeline kafka up
