@@ -10,7 +10,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from cryptopipeline import indicators_cli
 from cryptopipeline.core import PipelineSettings, configure_logging, ensure_topics
+from cryptopipeline.ksql import cli as ksql_cli
 from cryptopipeline.localkafka import BrokerError, LocalKafka, fetch_kafka
 from cryptopipeline.localrun import LocalRunOptions, run_local
 
@@ -54,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     topics = commands.add_parser("topics", help="create the pipeline's topics (idempotent)")
     topics.add_argument("action", choices=["create"])
     topics.add_argument("--bootstrap-servers")
+    ksql_cli.add_parser(commands)
+    indicators_cli.add_parser(commands)
     return parser
 
 
@@ -84,7 +88,11 @@ def _kafka(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level, json=args.log_format == "json")
+    if args.command == "indicators":
+        return indicators_cli.run(args)
     try:
+        if args.command == "ksql":
+            return ksql_cli.run(args)
         settings = PipelineSettings()
         if args.command == "kafka":
             return _kafka(args)

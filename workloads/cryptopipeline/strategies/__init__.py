@@ -1,0 +1,40 @@
+"""Trading strategies on closed candles: SMA / EMA crossover, RSI thresholds, MACD signal
+cross, Bollinger breakout; their decisions, deterministic signal ids and `TradeSignal`s.
+"""
+
+from cryptopipeline.strategies._library import (
+    STRATEGIES,
+    BollingerBreakout,
+    EmaCrossover,
+    MacdCross,
+    RsiThreshold,
+    SmaCrossover,
+    Strategy,
+    StrategyConfig,
+    StrategyName,
+    build_strategies,
+    build_strategy,
+    resolve_parameters,
+    restore_strategy,
+)
+from cryptopipeline.strategies._signal import Decision, decide, signal_id, to_record
+
+__all__ = [
+    "STRATEGIES",
+    "BollingerBreakout",
+    "Decision",
+    "EmaCrossover",
+    "MacdCross",
+    "RsiThreshold",
+    "SmaCrossover",
+    "Strategy",
+    "StrategyConfig",
+    "StrategyName",
+    "build_strategies",
+    "build_strategy",
+    "decide",
+    "resolve_parameters",
+    "restore_strategy",
+    "signal_id",
+    "to_record",
+]
