@@ -1,0 +1,41 @@
+"""The trading domain: orders and their lifecycle records, portfolio and PnL, risk limits, sizing.
+
+Pure code (no Kafka, network or asyncio): the bot, its tests and any backtest share every line.
+"""
+
+from cryptopipeline.trading.orders import (
+    BrokerUpdate,
+    Fill,
+    OrderEvent,
+    OrderEventType,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    client_order_id_for,
+)
+from cryptopipeline.trading.portfolio import Portfolio, Position
+from cryptopipeline.trading.risk import Rejection, RejectReason, RiskEngine, RiskLimits
+from cryptopipeline.trading.sizing import ProductIncrements, SizedOrder, Sizing, size_order
+
+__all__ = [
+    "BrokerUpdate",
+    "Fill",
+    "OrderEvent",
+    "OrderEventType",
+    "OrderRequest",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
+    "Portfolio",
+    "Position",
+    "ProductIncrements",
+    "RejectReason",
+    "Rejection",
+    "RiskEngine",
+    "RiskLimits",
+    "SizedOrder",
+    "Sizing",
+    "client_order_id_for",
+    "size_order",
+]
