@@ -1,0 +1,70 @@
+"""ksqlDB layer: apply the versioned migrations in ksqldb/ and record them in ksqlDB itself.
+
+Compatible with Confluent's `ksql-migrations` metadata; `cryptopipeline ksql` is the CLI.
+"""
+
+from cryptopipeline.ksql._client import (
+    KsqlClient,
+    KsqlConnectionError,
+    KsqlError,
+    KsqlServerError,
+    KsqlTimeoutError,
+    ServerInfo,
+)
+from cryptopipeline.ksql._files import MigrationFile, MigrationFileError, checksum, load_migrations
+from cryptopipeline.ksql._metadata import MigrationRecord, MigrationState
+from cryptopipeline.ksql._migrate import (
+    ChecksumMismatchError,
+    MigrationError,
+    MigrationFailedError,
+    MigrationReport,
+    MigrationStatus,
+    MissingMigrationError,
+    VersionStatus,
+    apply_migrations,
+    migration_status,
+    validate_migrations,
+)
+from cryptopipeline.ksql._settings import KsqlSettings, MigrationVariables
+from cryptopipeline.ksql._split import (
+    SqlSyntaxError,
+    Statement,
+    UndefinedVariableError,
+    split_statements,
+    substitute,
+)
+from cryptopipeline.ksql.cli import add_parser, run
+
+__all__ = [
+    "ChecksumMismatchError",
+    "KsqlClient",
+    "KsqlConnectionError",
+    "KsqlError",
+    "KsqlServerError",
+    "KsqlSettings",
+    "KsqlTimeoutError",
+    "MigrationError",
+    "MigrationFailedError",
+    "MigrationFile",
+    "MigrationFileError",
+    "MigrationRecord",
+    "MigrationReport",
+    "MigrationState",
+    "MigrationStatus",
+    "MigrationVariables",
+    "MissingMigrationError",
+    "ServerInfo",
+    "SqlSyntaxError",
+    "Statement",
+    "UndefinedVariableError",
+    "VersionStatus",
+    "add_parser",
+    "apply_migrations",
+    "checksum",
+    "load_migrations",
+    "migration_status",
+    "run",
+    "split_statements",
+    "substitute",
+    "validate_migrations",
+]
