@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +51,15 @@ class SimConfig(BaseSettings):
         default=65_536, ge=128, description="largest client frame accepted"
     )
     faults: FaultPlan = FaultPlan()
+    trade_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Advanced Trade order API port; 0 = free"
+    )
+    trade_keys: Path | None = Field(
+        default=None, description='JSON {"key name": "EC public key PEM"} the order API accepts'
+    )
+    trade_cash: Decimal = Field(default=Decimal("100000"), ge=0, description="starting USD")
+    trade_taker_fee_bps: Decimal = Field(default=Decimal("60"), ge=0)
+    trade_maker_fee_bps: Decimal = Field(default=Decimal("40"), ge=0)
 
     @field_validator("products", mode="before")
     @classmethod

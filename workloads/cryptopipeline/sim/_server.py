@@ -22,11 +22,13 @@ from cryptopipeline.sim._faults import FaultPlan
 from cryptopipeline.sim._feed import Feed
 from cryptopipeline.sim._http import RestApi
 from cryptopipeline.sim._ledger import TradeLedger
+from cryptopipeline.sim._orders import SimAccount
 from cryptopipeline.sim._products import product_spec
 from cryptopipeline.sim._replay import ReplayMarket
 from cryptopipeline.sim._stats import SimStats
 from cryptopipeline.sim._subscriber import Subscriber
 from cryptopipeline.sim._synthetic import SyntheticMarket
+from cryptopipeline.sim._trade_api import TradeApi, load_trade_keys
 
 log = logging.getLogger("cryptopipeline.sim")
 
@@ -74,6 +76,16 @@ class SimServer:
             set_faults=self.set_faults,
             disconnect=self.feed.disconnect_all,
         )
+        self.account = SimAccount(
+            self.ledger,
+            cash=config.trade_cash,
+            taker_fee_bps=config.trade_taker_fee_bps,
+            maker_fee_bps=config.trade_maker_fee_bps,
+        )
+        self.trade_api: TradeApi | None = None
+        if config.trade_port is not None:
+            keys = load_trade_keys(config.trade_keys) if config.trade_keys else {}
+            self.trade_api = TradeApi(self.account, keys, host=config.host, port=config.trade_port)
         self._connections = 0
         self._server: Server | None = None
         self._tasks: asyncio.TaskGroup | None = None
@@ -92,6 +104,8 @@ class SimServer:
             server_header="coinbase-sim",
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.trade_api is not None:
+            await self.trade_api.start()
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
         self._market_task = self._tasks.create_task(self._run_market())
@@ -108,6 +122,8 @@ class SimServer:
         assert self._server is not None and self._tasks is not None
         self._server.close()
         await self._server.wait_closed()
+        if self.trade_api is not None:
+            await self.trade_api.close()
         await self._tasks.__aexit__(exc_type, exc, tb)
         self.ledger.close()
 
@@ -122,6 +138,11 @@ class SimServer:
     @property
     def http_url(self) -> str:
         return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def trade_url(self) -> str | None:
+        """The Advanced Trade order API, when `trade_port` is set."""
+        return self.trade_api.url if self.trade_api is not None else None
 
     def set_faults(self, plan: FaultPlan) -> None:
         """Replace the fault plan; connections pick it up at their next write."""

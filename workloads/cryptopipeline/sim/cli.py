@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated connection indices (0 = first accepted) the "
         "faults apply to (default: all)",
     )
+    trade = parser.add_argument_group("Advanced Trade order API (a second port)")
+    trade.add_argument("--trade-port", type=int, help="serve the order API here (0 = free)")
+    trade.add_argument(
+        "--trade-keys", type=Path, help='JSON file {"key name": "EC public key PEM"}'
+    )
+    trade.add_argument("--trade-cash", help="starting USD balance (default 100000)")
     add("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
@@ -118,7 +124,8 @@ async def run(config: SimConfig) -> None:
     async with SimServer(config) as sim:
         source = f"replay {config.replay}" if config.replay else "synthetic"
         log.info(
-            f"coinbase-sim serving {source} market: feed {sim.ws_url} rest {sim.http_url}",
+            f"coinbase-sim serving {source} market: feed {sim.ws_url} rest {sim.http_url}"
+            + (f" trade {sim.trade_url}" if sim.trade_url else ""),
             extra={"ws_url": sim.ws_url, "http_url": sim.http_url, "seed": config.seed},
         )
         await sim.serve_until(stop)

@@ -1,0 +1,292 @@
+"""Coinbase Advanced Trade: the REST client (JWT per request, one retry policy) and the broker.
+
+Retry policy, written once in `_send`: 429 waits for `Retry-After` (capped); 5xx, timeouts and
+connection errors back off exponentially; every retry resends the SAME body, so a create order
+keeps its client_order_id and Coinbase returns the existing order instead of a second one.
+Create order answers 200 with `success: false` for business rejections (funds, size): those
+are rejections, not errors. Dry-run logs the exact request (never the token) instead of sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from cryptopipeline.bot._broker import BrokerUnavailable
+from cryptopipeline.bot._credentials import CdpCredentials
+from cryptopipeline.trading import (
+    BrokerUpdate,
+    Fill,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+)
+
+log = logging.getLogger(__name__)
+
+ORDERS_PATH = "/api/v3/brokerage/orders"
+
+_STATUS = {
+    "OPEN": OrderStatus.OPEN,
+    "PENDING": OrderStatus.OPEN,
+    "QUEUED": OrderStatus.OPEN,
+    "FILLED": OrderStatus.FILLED,
+    "CANCELLED": OrderStatus.CANCELLED,
+    "CANCEL_QUEUED": OrderStatus.OPEN,
+    "EXPIRED": OrderStatus.CANCELLED,
+    "FAILED": OrderStatus.FAILED,
+}
+_REJECTIONS = {
+    "INSUFFICIENT_FUND": "broker_insufficient_funds",
+    "INSUFFICIENT_FUNDS": "broker_insufficient_funds",
+    "INVALID_SIZE_PRECISION": "broker_invalid_size",
+    "INVALID_BASE_SIZE": "broker_invalid_size",
+    "INVALID_PRICE_PRECISION": "broker_invalid_price",
+    "INVALID_LIMIT_PRICE": "broker_invalid_price",
+    "INVALID_PRODUCT_ID": "broker_invalid_product",
+}
+
+
+class AuthenticationFailed(BrokerUnavailable):
+    """The exchange refused the key (401/403). Never retried; the message names no secret."""
+
+
+class RequestRejected(Exception):
+    """A 4xx other than 401/403/429: the request itself is wrong."""
+
+
+class AdvancedTradeClient:
+    def __init__(
+        self,
+        base_url: str,
+        credentials: CdpCredentials | None,
+        *,
+        timeout_s: float = 10.0,
+        max_attempts: int = 5,
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 5.0,
+        max_retry_after_s: float = 30.0,
+        dry_run: bool = False,
+    ) -> None:
+        self._host = urlsplit(base_url).netloc
+        self._credentials = credentials
+        self._max_attempts = max_attempts
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._max_retry_after_s = max_retry_after_s
+        self.dry_run = dry_run
+        self.dry_run_requests: list[dict[str, Any]] = []
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_s),
+            headers={"User-Agent": "cryptopipeline-bot", "Content-Type": "application/json"},
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # -- the one retry policy ----------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: list[tuple[str, str]] | None = None,
+    ) -> Any:
+        content = orjson.dumps(body) if body is not None else None
+        if self.dry_run and method != "GET":
+            request = {"method": method, "url": f"{self._http.base_url}{path}", "body": body}
+            self.dry_run_requests.append(request)
+            log.info("dry run: not sent", extra={"request": orjson.dumps(request).decode()})
+            return None
+        if self._credentials is None:
+            raise AuthenticationFailed("no Coinbase API key is configured")
+        delay = self._backoff_initial_s
+        last_problem = ""
+        for attempt in range(1, self._max_attempts + 1):
+            token = self._credentials.token(method, self._host, path)
+            try:
+                response = await self._http.request(
+                    method,
+                    path,
+                    content=content,
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            except httpx.TimeoutException:
+                last_problem = "timeout"
+            except httpx.TransportError as exc:
+                last_problem = f"transport error ({type(exc).__name__})"
+            else:
+                status = response.status_code
+                if status < 400:
+                    return response.json()
+                if status in (401, 403):
+                    raise AuthenticationFailed(
+                        f"Coinbase refused the API key ({status} on {method} {path}): "
+                        f"{_message(response)}; check the key name and private key"
+                    )
+                if status == 429:
+                    wait = _retry_after(response, delay, self._max_retry_after_s)
+                    log.warning(
+                        "rate limited; waiting as told",
+                        extra={"path": path, "retry_after_s": wait, "attempt": attempt},
+                    )
+                    await asyncio.sleep(wait)
+                    continue
+                if status < 500:
+                    raise RequestRejected(f"{status} on {method} {path}: {_message(response)}")
+                last_problem = f"HTTP {status}"
+            if attempt < self._max_attempts:
+                log.warning(
+                    "request failed; retrying with the same body",
+                    extra={"path": path, "problem": last_problem, "attempt": attempt},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff_max_s)
+        raise BrokerUnavailable(
+            f"{method} {path} failed {self._max_attempts} times (last: {last_problem})"
+        )
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    async def create_order(self, order: OrderRequest) -> Any:
+        return await self._send("POST", ORDERS_PATH, body=order_body(order))
+
+    async def get_order(self, order_id: str) -> dict[str, Any]:
+        answer = await self._send("GET", f"{ORDERS_PATH}/historical/{order_id}")
+        return dict(answer["order"])
+
+    async def list_orders(self, product_id: str) -> list[dict[str, Any]]:
+        answer = await self._send(
+            "GET", f"{ORDERS_PATH}/historical/batch", params=[("product_ids", product_id)]
+        )
+        return list(answer.get("orders", []))
+
+    async def list_fills(self, order_id: str) -> list[dict[str, Any]]:
+        answer = await self._send(
+            "GET", f"{ORDERS_PATH}/historical/fills", params=[("order_ids", order_id)]
+        )
+        return list(answer.get("fills", []))
+
+    async def cancel_orders(self, order_ids: Sequence[str]) -> list[dict[str, Any]]:
+        answer = await self._send(
+            "POST", f"{ORDERS_PATH}/batch_cancel", body={"order_ids": list(order_ids)}
+        )
+        return [] if answer is None else list(answer.get("results", []))
+
+
+def order_body(order: OrderRequest) -> dict[str, Any]:
+    """The create-order request: market IOC or limit GTC, sized in base units."""
+    if order.order_type is OrderType.MARKET:
+        configuration: dict[str, Any] = {"market_market_ioc": {"base_size": str(order.base_size)}}
+    else:
+        configuration = {
+            "limit_limit_gtc": {
+                "base_size": str(order.base_size),
+                "limit_price": str(order.limit_price),
+                "post_only": False,
+            }
+        }
+    return {
+        "client_order_id": order.client_order_id,
+        "product_id": order.product_id,
+        "side": order.side.value,
+        "order_configuration": configuration,
+    }
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error") or "")[:200]
+    return ""
+
+
+def _retry_after(response: httpx.Response, fallback: float, cap: float) -> float:
+    try:
+        return min(max(float(response.headers.get("Retry-After", fallback)), 0.0), cap)
+    except ValueError:
+        return fallback
+
+
+class CoinbaseBroker:
+    """The live broker: Advanced Trade orders, their status and fills."""
+
+    name = "coinbase"
+
+    def __init__(self, client: AdvancedTradeClient) -> None:
+        self.client = client
+
+    async def submit(self, order: OrderRequest) -> BrokerUpdate:
+        coid = order.client_order_id
+        answer = await self.client.create_order(order)
+        if answer is None:  # dry run
+            return BrokerUpdate(coid, OrderStatus.FAILED, reason="dry_run", detail="not sent")
+        if not answer.get("success"):
+            error = answer.get("error_response") or {}
+            code = str(error.get("error") or answer.get("failure_reason") or "UNKNOWN")
+            reason = _REJECTIONS.get(code, f"broker_{code.lower()}")
+            detail = str(error.get("message") or error.get("preview_failure_reason") or code)
+            return BrokerUpdate(coid, OrderStatus.REJECTED, reason=reason, detail=detail[:300])
+        order_id = str(answer["success_response"]["order_id"])
+        return await self._state(coid, order_id)
+
+    async def _state(self, coid: str, order_id: str) -> BrokerUpdate:
+        state = await self.client.get_order(order_id)
+        fills: tuple[Fill, ...] = ()
+        if Decimal(state.get("filled_size") or "0") > 0:
+            fills = tuple(_fill(coid, f) for f in await self.client.list_fills(order_id))
+        status = _STATUS.get(str(state.get("status")), OrderStatus.OPEN)
+        return BrokerUpdate(coid, status, order_id, fills=fills)
+
+    async def lookup(self, order: OrderRequest) -> BrokerUpdate | None:
+        for state in await self.client.list_orders(order.product_id):
+            if state.get("client_order_id") == order.client_order_id:
+                return await self._state(order.client_order_id, str(state["order_id"]))
+        return None
+
+    async def cancel(self, orders: Sequence[tuple[str, str | None]]) -> list[BrokerUpdate]:
+        ids = {exchange_id: coid for coid, exchange_id in orders if exchange_id}
+        if not ids:
+            return []
+        results = await self.client.cancel_orders(list(ids))
+        return [
+            BrokerUpdate(ids[str(r["order_id"])], OrderStatus.CANCELLED, str(r["order_id"]))
+            for r in results
+            if r.get("success") and str(r.get("order_id")) in ids
+        ]
+
+    async def poll(self, orders: Sequence[tuple[str, str | None]]) -> list[BrokerUpdate]:
+        updates = []
+        for coid, exchange_id in orders:
+            if exchange_id:
+                updates.append(await self._state(coid, exchange_id))
+        return updates
+
+
+def _fill(coid: str, raw: dict[str, Any]) -> Fill:
+    return Fill(
+        fill_id=str(raw["entry_id"]),
+        client_order_id=coid,
+        product_id=str(raw["product_id"]),
+        side=OrderSide(str(raw["side"])),
+        price=Decimal(str(raw["price"])),
+        size=Decimal(str(raw["size"])),
+        fee=Decimal(str(raw.get("commission") or "0")),
+        liquidity="MAKER" if raw.get("liquidity_indicator") == "MAKER" else "TAKER",
+        time=str(raw.get("trade_time") or ""),
+    )
