@@ -1,0 +1,172 @@
+"""The CryptoPipeline spec as typed values: the CRD's schema and defaults, read in Python.
+
+The API server validates and defaults the resource before the operator sees it; these
+models repeat the defaults so the builders work on any dict (tests, old objects) and give
+the operator typed access. Field names are the CRD's camelCase names, in snake_case.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "cryptopipeline.io"
+VERSION = "v1alpha1"
+PLURAL = "cryptopipelines"
+KIND = "CryptoPipeline"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+
+class ExchangeSpec(_Model):
+    ws_url: str = "wss://ws-feed.exchange.coinbase.com"
+    rest_url: str = "https://api.exchange.coinbase.com"
+    channels: list[str] = Field(default_factory=lambda: ["ticker", "heartbeat"])
+    connections: int = 2
+
+
+class TopicNamesSpec(_Model):
+    raw: str = "btc_usd"
+    dead_letter: str = "btc_usd_dlq"
+    trade_signals: str = "btc_usd_trade_signals"
+    orders: str = "btc_usd_orders"
+
+    def all(self) -> list[str]:
+        return [self.raw, self.dead_letter, self.trade_signals, self.orders]
+
+
+class TopicsSpec(_Model):
+    partitions: int = 3
+    replicas: int = 1
+    retention_ms: int = 604_800_000
+    deletion_policy: Literal["Retain", "Delete"] = "Retain"
+    names: TopicNamesSpec = Field(default_factory=TopicNamesSpec)
+
+
+class KafkaSpec(_Model):
+    strimzi_cluster: str | None = None
+    bootstrap_servers: str | None = None
+    topic_management: Literal["strimzi", "direct"] | None = None
+    topics: TopicsSpec = Field(default_factory=TopicsSpec)
+
+    @property
+    def management(self) -> Literal["strimzi", "direct"]:
+        """strimzi when a Strimzi cluster is named, direct otherwise, unless set."""
+        if self.topic_management is not None:
+            return self.topic_management
+        return "strimzi" if self.strimzi_cluster else "direct"
+
+    @property
+    def bootstrap(self) -> str:
+        """What clients connect to: bootstrapServers, or the Strimzi cluster's service."""
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        return f"{self.strimzi_cluster or 'cryptopipeline'}-kafka-bootstrap:9092"
+
+
+class SecretRef(_Model):
+    name: str
+
+
+class KsqlCredentialsRef(SecretRef):
+    username_key: str = "username"
+    password_key: str = "password"
+
+
+class MigrationsSource(_Model):
+    config_map: str | None = None
+
+
+class KsqlSpec(_Model):
+    url: str
+    credentials_secret: KsqlCredentialsRef | None = None
+    migrations: MigrationsSource = Field(default_factory=MigrationsSource)
+
+
+class EnvVar(_Model):
+    name: str
+    value: str
+
+
+class Resources(_Model):
+    requests: dict[str, str | int] = Field(default_factory=dict)
+    limits: dict[str, str | int] = Field(default_factory=dict)
+
+
+class WorkloadSpec(_Model):
+    replicas: int = 1
+    resources: Resources | None = None
+    env: list[EnvVar] = Field(default_factory=list)
+
+
+class WorkloadsSpec(_Model):
+    image: str = "cryptopipeline:0.1.0"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    ingestor: WorkloadSpec = Field(default_factory=WorkloadSpec)
+    signaler: WorkloadSpec = Field(default_factory=WorkloadSpec)
+    bot: WorkloadSpec = Field(default_factory=WorkloadSpec)
+
+
+class StrategySpec(_Model):
+    name: str
+    parameters: dict[str, float | int] = Field(default_factory=dict)
+
+
+class CandlesSpec(_Model):
+    intervals_seconds: list[int] = Field(default_factory=lambda: [60])
+
+
+class RiskSpec(_Model):
+    max_position_size: str | None = None
+    max_order_notional: str | None = None
+    max_daily_loss: str | None = None
+    max_orders_per_minute: int | None = None
+
+
+class CoinbaseKeyRef(SecretRef):
+    key_name_key: str = "api-key-name"
+    private_key_key: str = "api-private-key"
+
+
+class BotSpec(_Model):
+    mode: Literal["paper", "live"] = "paper"
+    risk: RiskSpec = Field(default_factory=RiskSpec)
+    coinbase_key_secret: CoinbaseKeyRef | None = None
+
+
+class ServiceMonitorSpec(_Model):
+    enabled: bool = True
+    interval: str = "30s"
+
+
+class MetricsSpec(_Model):
+    service_monitor: ServiceMonitorSpec = Field(default_factory=ServiceMonitorSpec)
+
+
+def _default_kafka() -> KafkaSpec:
+    return KafkaSpec(strimzi_cluster="cryptopipeline")
+
+
+class PipelineSpec(_Model):
+    """A whole pipeline, as `spec` of a CryptoPipeline."""
+
+    products: list[str] = Field(default_factory=lambda: ["BTC-USD"])
+    exchange: ExchangeSpec = Field(default_factory=ExchangeSpec)
+    kafka: KafkaSpec = Field(default_factory=_default_kafka)
+    ksqldb: KsqlSpec | None = None
+    workloads: WorkloadsSpec = Field(default_factory=WorkloadsSpec)
+    strategies: list[StrategySpec] | None = None
+    candles: CandlesSpec = Field(default_factory=CandlesSpec)
+    bot: BotSpec = Field(default_factory=BotSpec)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+
+    @classmethod
+    def from_body(cls, spec: Any) -> PipelineSpec:
+        """Read a resource's `spec` (any mapping, as kopf hands it over)."""
+        return cls.model_validate(dict(spec or {}))
