@@ -4,8 +4,8 @@ No I/O here: the reconciler applies what these return (server-side apply), and t
 compare manifests. Every object carries the common labels; owner references are added by
 the caller (`kopf.adopt`). Each workload's configuration lives in its own ConfigMap whose
 content hash is an annotation of the Deployment's pod template, so a change restarts only
-the workloads it concerns. Secrets are never read here: the bot gets the Coinbase key as
-files of a Secret volume, referenced by name.
+the workloads it concerns. Secrets are never read here: the bot gets the Coinbase key from
+its Secret by reference (a read-only file or `secretKeyRef` env), never as a value.
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ DEFAULT_RESOURCES: Final[dict[str, dict[str, str]]] = {
     "requests": {"cpu": "100m", "memory": "128Mi"},
     "limits": {"memory": "512Mi"},
 }
-#: Environment variables the bot reads its Coinbase key files from (a mounted Secret).
-BOT_KEY_NAME_FILE_ENV: Final = "CRYPTOPIPELINE_BROKER__API_KEY_NAME_FILE"
-BOT_PRIVATE_KEY_FILE_ENV: Final = "CRYPTOPIPELINE_BROKER__API_PRIVATE_KEY_FILE"
+#: The bot's broker mode for each CryptoPipeline bot mode.
+BROKER_MODES: Final = {"paper": "paper", "live": "coinbase"}
 _RUN_AS: Final = 10001
 
 
@@ -93,6 +92,7 @@ def _common_config(pipeline: Pipeline, workload: Workload) -> dict[str, str]:
         "CRYPTOPIPELINE_TOPIC_DEFAULTS__PARTITIONS": str(topics.partitions),
         "CRYPTOPIPELINE_TOPIC_DEFAULTS__REPLICATION_FACTOR": str(topics.replicas),
         "CRYPTOPIPELINE_TOPIC_DEFAULTS__RETENTION_MS": str(topics.retention_ms),
+        "CRYPTOPIPELINE_OPS__HOST": "0.0.0.0",  # the kubelet probes it
         "CRYPTOPIPELINE_OPS__PORT": str(OPS_PORTS[workload]),
         "CRYPTOPIPELINE_LOG_FORMAT": "json",
     }
@@ -122,8 +122,8 @@ def workload_config(pipeline: Pipeline, workload: Workload) -> dict[str, str]:
                 separators=(",", ":"),
             )
     else:
-        config["CRYPTOPIPELINE_BOT__MODE"] = spec.bot.mode
-        config["CRYPTOPIPELINE_BOT__PRODUCTS"] = products
+        config["CRYPTOPIPELINE_BROKER__MODE"] = BROKER_MODES[spec.bot.mode]
+        config["CRYPTOPIPELINE_TRADING__PRODUCTS"] = products
         risk = spec.bot.risk.model_dump(exclude_none=True)
         for field, value in sorted(risk.items()):
             config[f"CRYPTOPIPELINE_RISK__{field.upper()}"] = str(value)
@@ -167,26 +167,35 @@ def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
 
 
 def _bot_key(pipeline: Pipeline) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(env, volumes) giving the bot the Coinbase key as read-only files, by reference."""
+    """(env, volumes) giving the bot the Coinbase key from its Secret, by reference only:
+    the key file mounted read-only, or key name and private key as `secretKeyRef` env."""
     ref = pipeline.spec.bot.coinbase_key_secret
     if ref is None:
         return [], []
-    env = [
-        {"name": BOT_KEY_NAME_FILE_ENV, "value": f"{COINBASE_KEY_DIR}/{ref.key_name_key}"},
-        {"name": BOT_PRIVATE_KEY_FILE_ENV, "value": f"{COINBASE_KEY_DIR}/{ref.private_key_key}"},
+    if ref.key_file_key:
+        env: list[dict[str, Any]] = [
+            {"name": "CRYPTOPIPELINE_BROKER__KEY_FILE", "value": f"{COINBASE_KEY_DIR}/key.json"}
+        ]
+        volume = {
+            "name": "coinbase-key",
+            "secret": {
+                "secretName": ref.name,
+                "defaultMode": 0o440,
+                "items": [{"key": ref.key_file_key, "path": "key.json"}],
+            },
+        }
+        return env, [volume]
+    env = [  # valueFrom: the value stays in the Secret
+        {
+            "name": name,
+            "valueFrom": {"secretKeyRef": {"name": ref.name, "key": key, "optional": False}},
+        }
+        for name, key in (
+            ("CRYPTOPIPELINE_BROKER__KEY_NAME", ref.key_name_key),
+            ("CRYPTOPIPELINE_BROKER__PRIVATE_KEY", ref.private_key_key),
+        )
     ]
-    volume = {
-        "name": "coinbase-key",
-        "secret": {
-            "secretName": ref.name,
-            "defaultMode": 0o440,
-            "items": [
-                {"key": ref.key_name_key, "path": ref.key_name_key},
-                {"key": ref.private_key_key, "path": ref.private_key_key},
-            ],
-        },
-    }
-    return env, [volume]
+    return env, []
 
 
 def deployment(pipeline: Pipeline, workload: Workload) -> Manifest:

@@ -20,6 +20,7 @@ import kopf
 from pydantic import ValidationError
 
 from cryptopipeline.core import TopicSpec
+from cryptopipeline.strategies import STRATEGIES, resolve_parameters
 from cryptopipeline_operator import _conditions as cond
 from cryptopipeline_operator._conditions import Condition
 from cryptopipeline_operator._kafka import TopicAdmin, TopicError
@@ -43,9 +44,8 @@ from cryptopipeline_operator._spec import GROUP, KIND, VERSION, PipelineSpec
 
 log = logging.getLogger(__name__)
 
-#: Strategy names the signaler knows (its defaults). Replace with the strategies
-#: package's registry once it exports one.
-KNOWN_STRATEGIES: Final = frozenset({"sma_crossover", "rsi_threshold", "macd_cross"})
+#: Strategy names the signaler knows (the strategies package's registry).
+KNOWN_STRATEGIES: Final = frozenset(STRATEGIES)
 #: Condition reasons that mean "not there yet", not "wrong": Normal events, not Warnings.
 _PROGRESS_REASONS: Final = frozenset({"Progressing", "WaitingForTopicOperator", "Pending"})
 API_VERSION: Final = f"{GROUP}/{VERSION}"
@@ -153,12 +153,15 @@ class Reconciler:
                 "UnknownStrategy",
                 f"unknown strategy {', '.join(repr(n) for n in unknown)}; known: {known}",
             )
+        for strategy in spec.strategies or []:
+            try:  # the signaler's own check: parameter names, types and ranges
+                resolve_parameters(strategy.name, strategy.parameters)
+            except ValueError as exc:
+                return cond.false(cond.READY, "InvalidStrategy", f"strategies: {exc}")
         needed: list[tuple[str, str, Sequence[str]]] = []
         if spec.bot.coinbase_key_secret is not None:
             ref = spec.bot.coinbase_key_secret
-            needed.append(
-                ("bot.coinbaseKeySecret", ref.name, [ref.key_name_key, ref.private_key_key])
-            )
+            needed.append(("bot.coinbaseKeySecret", ref.name, ref.keys()))
         if spec.ksqldb is not None and spec.ksqldb.credentials_secret is not None:
             ref2 = spec.ksqldb.credentials_secret
             needed.append(

@@ -123,15 +123,22 @@ class CandlesSpec(_Model):
 
 
 class RiskSpec(_Model):
-    max_position_size: str | None = None
+    max_position_notional: str | None = None
     max_order_notional: str | None = None
     max_daily_loss: str | None = None
-    max_orders_per_minute: int | None = None
+    max_open_orders: int | None = None
 
 
 class CoinbaseKeyRef(SecretRef):
+    key_file_key: str | None = None
     key_name_key: str = "api-key-name"
     private_key_key: str = "api-private-key"
+
+    def keys(self) -> list[str]:
+        """The Secret keys the bot will read."""
+        if self.key_file_key:
+            return [self.key_file_key]
+        return [self.key_name_key, self.private_key_key]
 
 
 class BotSpec(_Model):

@@ -111,9 +111,11 @@ def test_configuration_per_workload() -> None:
     assert signaler["CRYPTOPIPELINE_CANDLES__INTERVALS_S"] == "60"
     assert "CRYPTOPIPELINE_EXCHANGE__WS_URL" not in signaler
     bot = workload_config(example(), "bot")
-    assert bot["CRYPTOPIPELINE_BOT__MODE"] == "paper"
-    assert bot["CRYPTOPIPELINE_RISK__MAX_POSITION_SIZE"] == "0.05"
-    assert bot["CRYPTOPIPELINE_RISK__MAX_ORDERS_PER_MINUTE"] == "6"
+    assert bot["CRYPTOPIPELINE_BROKER__MODE"] == "paper"
+    assert bot["CRYPTOPIPELINE_TRADING__PRODUCTS"] == "BTC-USD"
+    assert bot["CRYPTOPIPELINE_OPS__HOST"] == "0.0.0.0"
+    assert bot["CRYPTOPIPELINE_RISK__MAX_POSITION_NOTIONAL"] == "1000"
+    assert bot["CRYPTOPIPELINE_RISK__MAX_OPEN_ORDERS"] == "5"
     assert config_map(example(), "bot")["data"] == bot
 
 
@@ -147,41 +149,54 @@ def test_product_change_restarts_ingestor_and_bot_not_signaler() -> None:
     assert before["signaler"] == after["signaler"]
 
 
-def test_bot_gets_the_key_as_files_by_reference_only() -> None:
+def test_bot_gets_the_key_from_its_secret_by_reference_only() -> None:
     p = pipeline(
         {"bot": {"mode": "live", "coinbaseKeySecret": {"name": "coinbase", "privateKeyKey": "pem"}}}
     )
+    assert workload_config(p, "bot")["CRYPTOPIPELINE_BROKER__MODE"] == "coinbase"
     pod = deployment(p, "bot")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    secret_volumes = [v for v in pod["volumes"] if "secret" in v]
-    assert secret_volumes == [
-        {
-            "name": "coinbase-key",
-            "secret": {
-                "secretName": "coinbase",
-                "defaultMode": 0o440,
-                "items": [
-                    {"key": "api-key-name", "path": "api-key-name"},
-                    {"key": "pem", "path": "pem"},
-                ],
-            },
-        }
-    ]
-    assert {"name": "coinbase-key", "mountPath": "/var/run/secrets/cryptopipeline/coinbase",
-            "readOnly": True} in container["volumeMounts"]  # fmt: skip
     assert container["env"] == [
         {
-            "name": "CRYPTOPIPELINE_BROKER__API_KEY_NAME_FILE",
-            "value": "/var/run/secrets/cryptopipeline/coinbase/api-key-name",
+            "name": "CRYPTOPIPELINE_BROKER__KEY_NAME",
+            "valueFrom": {
+                "secretKeyRef": {"name": "coinbase", "key": "api-key-name", "optional": False}
+            },
         },
         {
-            "name": "CRYPTOPIPELINE_BROKER__API_PRIVATE_KEY_FILE",
-            "value": "/var/run/secrets/cryptopipeline/coinbase/pem",
+            "name": "CRYPTOPIPELINE_BROKER__PRIVATE_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "coinbase", "key": "pem", "optional": False}},
         },
     ]
+    assert all("secret" not in v for v in pod["volumes"])
     for workload in ("ingestor", "signaler"):
-        other = deployment(p, workload)["spec"]["template"]["spec"]
-        assert all("secret" not in v for v in other["volumes"])
+        (other,) = deployment(p, workload)["spec"]["template"]["spec"]["containers"]
+        assert "env" not in other
+
+
+def test_bot_key_file_is_mounted_read_only() -> None:
+    p = pipeline({"bot": {"coinbaseKeySecret": {"name": "cdp", "keyFileKey": "cdp_api_key.json"}}})
+    pod = deployment(p, "bot")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {
+        "name": "coinbase-key",
+        "secret": {
+            "secretName": "cdp",
+            "defaultMode": 0o440,
+            "items": [{"key": "cdp_api_key.json", "path": "key.json"}],
+        },
+    } in pod["volumes"]
+    assert {
+        "name": "coinbase-key",
+        "mountPath": "/var/run/secrets/cryptopipeline/coinbase",
+        "readOnly": True,
+    } in container["volumeMounts"]
+    assert container["env"] == [
+        {
+            "name": "CRYPTOPIPELINE_BROKER__KEY_FILE",
+            "value": "/var/run/secrets/cryptopipeline/coinbase/key.json",
+        }
+    ]
 
 
 def test_extra_env_and_resources() -> None:
