@@ -1,0 +1,72 @@
+"""The signaler's configuration: one typed object from CRYPTOPIPELINE_* variables."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import NoDecode
+
+from cryptopipeline.core.settings import PipelineSettings
+from cryptopipeline.strategies import StrategyConfig
+
+
+def _default_strategies() -> list[StrategyConfig]:
+    return [
+        StrategyConfig(name="sma_crossover", parameters={"fast": 10, "slow": 30}),
+        StrategyConfig(
+            name="rsi_threshold", parameters={"period": 14, "oversold": 30, "overbought": 70}
+        ),
+        StrategyConfig(name="macd_cross", parameters={"fast": 12, "slow": 26, "signal": 9}),
+    ]
+
+
+class CandleSettings(BaseModel):
+    intervals_s: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [60])
+    grace_s: float = Field(default=2.0, ge=0)
+
+    @field_validator("intervals_s", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(v) for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
+        return value
+
+    @field_validator("intervals_s")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if not value or any(v <= 0 for v in value):
+            raise ValueError("intervals must be positive seconds, at least one")
+        return sorted(set(value))
+
+
+class SignalerOptions(BaseModel):
+    """How the signaler reads, checkpoints and writes."""
+
+    group_id: str = "cryptopipeline-signaler"
+    transactional_id: str = Field(
+        default="cryptopipeline-signaler-0",
+        description="stable per replica: a restarted replica fences its previous incarnation",
+    )
+    state_topic: str = "btc_usd_signaler_state"
+    dead_letter_topic: str = "btc_usd_trade_signals_dlq"
+    max_batch_records: int = Field(default=1_000, ge=1)
+    batch_wait_ms: int = Field(default=20, ge=0)
+    start_from: Literal["earliest", "latest"] = "earliest"
+
+
+class OpsSettings(BaseModel):
+    host: str = "0.0.0.0"  # probed by the kubelet
+    port: int = Field(default=9102, ge=0, le=65535)
+
+
+class SignalerSettings(PipelineSettings):
+    candles: CandleSettings = Field(default_factory=CandleSettings)
+    strategies: list[StrategyConfig] = Field(
+        default_factory=_default_strategies,
+        description='JSON list of {"name": ..., "parameters": {...}}',
+    )
+    signaler: SignalerOptions = Field(default_factory=SignalerOptions)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
