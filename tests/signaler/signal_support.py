@@ -6,6 +6,7 @@ import math
 import random
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -60,8 +61,11 @@ async def produce(kafka: KafkaSettings, topic: str, values: Iterator[bytes]) -> 
     count = 0
     try:
         for value in values:
-            product = orjson.loads(value)["product_id"]
-            await producer.send(topic, value=value, key=product.encode())
+            try:
+                key = orjson.loads(value)["product_id"].encode()
+            except orjson.JSONDecodeError:
+                key = b"BTC-USD"
+            await producer.send(topic, value=value, key=key)
             count += 1
         await producer.flush()
     finally:
@@ -69,14 +73,14 @@ async def produce(kafka: KafkaSettings, topic: str, values: Iterator[bytes]) -> 
     return count
 
 
-async def committed_signals(kafka: KafkaSettings, topic: str) -> list[dict[str, object]]:
-    """Every committed signal in `topic` (read_committed), in log order per partition."""
+async def committed_signals(kafka: KafkaSettings, topic: str, *, decode: bool = True) -> list[Any]:
+    """Every committed record in `topic` (read_committed), in log order per partition."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=kafka.bootstrap_servers, group_id=None,
         isolation_level="read_committed", auto_offset_reset="earliest",
     )  # fmt: skip
     await consumer.start()
-    out: list[dict[str, object]] = []
+    out: list[Any] = []
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         ends = await consumer.end_offsets(tps)
@@ -84,7 +88,7 @@ async def committed_signals(kafka: KafkaSettings, topic: str) -> list[dict[str, 
         while quiet < 3:
             batch = await consumer.getmany(timeout_ms=300)
             for tp in sorted(batch, key=lambda t: t.partition):
-                out.extend(orjson.loads(r.value) for r in batch[tp])
+                out.extend(orjson.loads(r.value) if decode else r.value for r in batch[tp])
             done = all([await consumer.position(tp) >= ends[tp] for tp in tps])
             quiet = 3 if done else (quiet + 1 if not batch else 0)
     finally:

@@ -63,7 +63,10 @@ async def test_kill_9_and_restart_commits_the_uninterrupted_signals_once(
 ) -> None:
     raw = f"ticks_{uuid.uuid4().hex[:10]}"
     await ensure_topics(kafka_settings, [TopicSpec(name=raw)])
-    await produce(kafka_settings, raw, tick_fixture(PRODUCTS, SECONDS))
+    values = list(tick_fixture(PRODUCTS, SECONDS))
+    bad = b'{"type":"ticker","product_id":"BTC-USD","price":'
+    values.insert(len(values) // 3, bad)
+    await produce(kafka_settings, raw, iter(values))
 
     reference, crashed = f"ref_{uuid.uuid4().hex[:8]}", f"crash_{uuid.uuid4().hex[:8]}"
     uninterrupted = await _start(_env(kafka_settings, raw, reference))
@@ -73,6 +76,8 @@ async def test_kill_9_and_restart_commits_the_uninterrupted_signals_once(
         uninterrupted.send_signal(signal.SIGTERM)
         assert await uninterrupted.wait() == 0
     expected = await committed_signals(kafka_settings, f"signals_{reference}")
+    dead = await committed_signals(kafka_settings, f"sdlq_{reference}", decode=False)
+    assert dead == [bad], "the bad record is dead-lettered, and nothing else"
     assert len({s["strategy"] for s in expected}) == 5, "every strategy fired at least once"
 
     env = _env(kafka_settings, raw, crashed)
