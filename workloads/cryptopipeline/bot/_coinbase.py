@@ -101,7 +101,7 @@ class AdvancedTradeClient:
         path: str,
         *,
         body: dict[str, Any] | None = None,
-        params: list[tuple[str, str]] | None = None,
+        params: dict[str, str] | None = None,
     ) -> Any:
         content = orjson.dumps(body) if body is not None else None
         if self.dry_run and method != "GET":
@@ -169,13 +169,13 @@ class AdvancedTradeClient:
 
     async def list_orders(self, product_id: str) -> list[dict[str, Any]]:
         answer = await self._send(
-            "GET", f"{ORDERS_PATH}/historical/batch", params=[("product_ids", product_id)]
+            "GET", f"{ORDERS_PATH}/historical/batch", params={"product_ids": product_id}
         )
         return list(answer.get("orders", []))
 
     async def list_fills(self, order_id: str) -> list[dict[str, Any]]:
         answer = await self._send(
-            "GET", f"{ORDERS_PATH}/historical/fills", params=[("order_ids", order_id)]
+            "GET", f"{ORDERS_PATH}/historical/fills", params={"order_ids": order_id}
         )
         return list(answer.get("fills", []))
 

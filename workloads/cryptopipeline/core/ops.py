@@ -1,7 +1,8 @@
 """The operations endpoints every workload serves: /healthz, /readyz and /metrics.
 
 A deliberately tiny HTTP/1.1 server on asyncio streams: Kubernetes probes and Prometheus
-scrapes are all it answers, so it needs no web framework.
+scrapes are what it answers, so it needs no web framework. A workload may add a few JSON
+routes of its own (`routes`, e.g. the bot's /api/portfolio and /api/kill).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -19,6 +21,22 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], tuple[bool, dict[str, Any]]]
+
+_MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class OpsRequest:
+    """What an extra route sees: method, path, headers (lower-case names) and body."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+Route = Callable[[OpsRequest], tuple[int, Any]]
+"""An extra route: answers (HTTP status, JSON-serialisable body)."""
 
 
 class OpsServer:
@@ -32,8 +50,10 @@ class OpsServer:
         ready: Probe,
         host: str = "0.0.0.0",  # probes come from the kubelet, not localhost
         port: int = 9000,
+        routes: Mapping[tuple[str, str], Route] | None = None,
     ) -> None:
         self._registry = registry
+        self._routes = dict(routes or {})
         self._probes = {"/healthz": live, "/readyz": ready}
         self._host = host
         self._port = port
@@ -63,23 +83,45 @@ class OpsServer:
         try:
             async with asyncio.timeout(10):
                 request_line = await reader.readline()
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    pass
+                headers: dict[str, str] = {}
+                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length", "0") or 0)
+                body = await reader.readexactly(min(length, _MAX_BODY)) if length > 0 else b""
             parts = request_line.decode("latin-1").split()
             method, path = (parts[0], parts[1].split("?")[0]) if len(parts) >= 2 else ("", "")
-            status, content_type, body = self._answer(method, path)
+            route = self._routes.get((method, path))
+            if route is not None:
+                status, content_type, body = self._route(
+                    route, OpsRequest(method, path, headers, body)
+                )
+            else:
+                status, content_type, body = self._answer(method, path)
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                 + body
             )
             await writer.drain()
-        except (TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError, ValueError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    @staticmethod
+    def _route(route: Route, request: OpsRequest) -> tuple[str, str, bytes]:
+        try:
+            code, payload = route(request)
+        except Exception:  # a route bug must answer 500, not kill the server
+            log.exception("route failed", extra={"path": request.path})
+            code, payload = 500, {"error": "internal error"}
+        phrase = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
+                  403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}  # fmt: skip
+        status = f"{code} {phrase.get(code, 'Status')}"
+        return status, "application/json", orjson.dumps(payload, default=str)
 
     def _answer(self, method: str, path: str) -> tuple[str, str, bytes]:
         if method not in ("GET", "HEAD"):

@@ -3,6 +3,7 @@
 Pure code (no Kafka, network or asyncio): the bot, its tests and any backtest share every line.
 """
 
+from cryptopipeline.trading.blotter import Blotter, TrackedOrder
 from cryptopipeline.trading.orders import (
     BrokerUpdate,
     Fill,
@@ -19,6 +20,7 @@ from cryptopipeline.trading.risk import Rejection, RejectReason, RiskEngine, Ris
 from cryptopipeline.trading.sizing import ProductIncrements, SizedOrder, Sizing, size_order
 
 __all__ = [
+    "Blotter",
     "BrokerUpdate",
     "Fill",
     "OrderEvent",
@@ -36,6 +38,7 @@ __all__ = [
     "RiskLimits",
     "SizedOrder",
     "Sizing",
+    "TrackedOrder",
     "client_order_id_for",
     "size_order",
 ]

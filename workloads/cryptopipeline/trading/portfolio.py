@@ -58,6 +58,9 @@ class Portfolio:
         position = self.positions.get(product_id)
         return position.quantity if position is not None else ZERO
 
+    def has_fill(self, fill_id: str) -> bool:
+        return fill_id in self._fill_ids
+
     def apply_fill(self, fill: Fill) -> bool:
         """Book a fill; False (and nothing changes) if this fill id was booked before."""
         if fill.fill_id in self._fill_ids:

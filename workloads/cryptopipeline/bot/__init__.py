@@ -1,0 +1,29 @@
+"""The trading bot: signals -> risk -> sizing -> broker (paper or Coinbase Advanced Trade),
+with every order event in `btc_usd_orders` and positions rebuilt from it after a crash.
+"""
+
+from cryptopipeline.bot._broker import Broker, BrokerUnavailable
+from cryptopipeline.bot._coinbase import AdvancedTradeClient, AuthenticationFailed, CoinbaseBroker
+from cryptopipeline.bot._credentials import CdpCredentials, CredentialsError
+from cryptopipeline.bot._metrics import BotMetrics
+from cryptopipeline.bot._orderlog import OrderLog, read_order_log
+from cryptopipeline.bot._paper import PaperBroker
+from cryptopipeline.bot._settings import BotSettings
+from cryptopipeline.bot.service import Bot, build_broker
+
+__all__ = [
+    "AdvancedTradeClient",
+    "AuthenticationFailed",
+    "Bot",
+    "BotMetrics",
+    "BotSettings",
+    "Broker",
+    "BrokerUnavailable",
+    "CdpCredentials",
+    "CoinbaseBroker",
+    "CredentialsError",
+    "OrderLog",
+    "PaperBroker",
+    "build_broker",
+    "read_order_log",
+]

@@ -1,0 +1,100 @@
+"""`btc_usd_orders` in Kafka: the writer (idempotent, acks=all, key = product_id) and the
+reader that replays the whole log at start."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from cryptopipeline.core import KafkaSettings
+from cryptopipeline.trading import OrderEvent
+
+log = logging.getLogger(__name__)
+
+
+class OrderLog:
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self.topic = topic
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers,
+            client_id=f"{kafka.client_id}-bot",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=0,
+            request_timeout_ms=kafka.request_timeout_ms,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def flush(self) -> None:
+        """Wait until every event sent so far is acknowledged."""
+        await self._producer.flush()
+
+    async def write(self, event: OrderEvent, *, durable: bool = True) -> None:
+        """Append an event; `durable` waits for the broker's acknowledgement. Events of one
+        product share a partition, so a later durable write also covers earlier ones."""
+        value = event.model_dump_json().encode()
+        key = event.product_id.encode()
+        if durable:
+            await self._producer.send_and_wait(self.topic, value, key=key)
+        else:
+            await self._producer.send(self.topic, value, key=key)
+
+
+async def read_order_log(kafka: KafkaSettings, topic: str) -> list[OrderEvent]:
+    """Every event in the topic, per partition in log order (committed records only)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        client_id=f"{kafka.client_id}-bot-recovery",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    events: list[OrderEvent] = []
+    try:
+        partitions: list[TopicPartition] = []
+        for _ in range(25):  # a topic created a moment ago may not be in the metadata yet
+            await consumer._client.force_metadata_update()  # as the ingestor's recovery does
+            ids = consumer.partitions_for_topic(topic) or set()
+            partitions = [TopicPartition(topic, p) for p in sorted(ids)]
+            if partitions:
+                break
+            await asyncio.sleep(0.2)
+        if not partitions:
+            return events
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, starts[tp])
+        next_offset = dict(starts)
+        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batch.items():
+                for record in records:
+                    next_offset[tp] = record.offset + 1
+                    try:
+                        events.append(OrderEvent.model_validate_json(record.value or b""))
+                    except ValidationError as exc:
+                        log.error(
+                            "unreadable order event skipped",
+                            extra={"partition": tp.partition, "offset": record.offset,
+                                   "error": str(exc)[:300]},
+                        )  # fmt: skip
+            for tp in list(remaining):
+                # transaction markers take offsets too: the position is the truth at the end
+                if next_offset[tp] >= ends[tp] or (
+                    not batch.get(tp) and await consumer.position(tp) >= ends[tp]
+                ):
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return events

@@ -1,0 +1,511 @@
+"""The bot service: trade signals -> risk -> sizing -> broker, every step logged to
+`btc_usd_orders`, which is also where positions, PnL and open orders come back from at start.
+
+No order twice: the client order id is a function of the signal id; a signal whose order is
+already in the log is skipped; "submitted" is durable in Kafka before the broker is called; an
+order "submitted" without an outcome is looked up at the broker, never sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from cryptopipeline.bot._broker import Broker, BrokerUnavailable
+from cryptopipeline.bot._coinbase import AdvancedTradeClient, AuthenticationFailed, CoinbaseBroker
+from cryptopipeline.bot._credentials import CdpCredentials
+from cryptopipeline.bot._metrics import BotMetrics
+from cryptopipeline.bot._orderlog import OrderLog, read_order_log
+from cryptopipeline.bot._paper import PaperBroker
+from cryptopipeline.bot._settings import BotSettings
+from cryptopipeline.coinbase._time import parse_time, to_micros
+from cryptopipeline.core import ensure_topics
+from cryptopipeline.core.ops import OpsRequest, OpsServer
+from cryptopipeline.core.records import Action, TradeSignal
+from cryptopipeline.trading import (
+    Blotter,
+    BrokerUpdate,
+    Fill,
+    OrderEvent,
+    OrderEventType,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    RiskEngine,
+    SizedOrder,
+    TrackedOrder,
+    client_order_id_for,
+    size_order,
+)
+from cryptopipeline.trading.orders import fill_record
+
+log = logging.getLogger(__name__)
+
+_BPS = Decimal(10_000)
+_TERMINAL_EVENT = {
+    OrderStatus.FILLED: OrderEventType.FILLED,
+    OrderStatus.CANCELLED: OrderEventType.CANCELLED,
+    OrderStatus.REJECTED: OrderEventType.REJECTED,
+    OrderStatus.FAILED: OrderEventType.FAILED,
+}
+
+
+def _now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def build_broker(settings: BotSettings) -> Broker:
+    """The configured broker (paper unless `mode=coinbase`)."""
+    b = settings.broker
+    if b.mode == "paper":
+        return PaperBroker(
+            slippage_bps=b.slippage_bps,
+            maker_fee_bps=b.maker_fee_bps,
+            taker_fee_bps=b.taker_fee_bps,
+        )
+    key = b.key()
+    credentials = CdpCredentials.from_pem(*key) if key is not None else None
+    client = AdvancedTradeClient(
+        b.api_url, credentials, timeout_s=b.timeout_s, max_attempts=b.max_attempts,
+        dry_run=b.dry_run,
+    )  # fmt: skip
+    return CoinbaseBroker(client)
+
+
+class Bot:
+    def __init__(
+        self,
+        settings: BotSettings,
+        broker: Broker | None = None,
+        *,
+        order_log: OrderLog | None = None,
+        metrics: BotMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker or build_broker(settings)
+        self.metrics = metrics or BotMetrics()
+        self.order_log = order_log or OrderLog(settings.kafka, settings.topics.orders)
+        self.clock = clock
+        self.blotter = Blotter(settings.trading.starting_cash)
+        self.risk = RiskEngine(settings.risk)
+        self.books: dict[str, tuple[Decimal, Decimal]] = {}
+        self.last_tick_at: dict[str, float] = {}
+        self.recovered = False
+        self.consuming = False
+        self.auth_failed = False
+        self.kill_requested = asyncio.Event()
+        self.ops: OpsServer | None = None
+        self._paused_once = False
+        self._in_flight: set[str] = set()
+        """Orders between "submitted" and the broker's answer: not unresolved, just busy."""
+
+    # ---- probes and API ---------------------------------------------------------------------
+
+    def live(self) -> tuple[bool, dict[str, Any]]:
+        return True, {}
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        ok = self.recovered and self.consuming and not self.auth_failed
+        return ok, {
+            "recovered": self.recovered,
+            "consuming": self.consuming,
+            "broker": self.broker.name,
+            "broker_auth_failed": self.auth_failed,
+            "kill_switch": self.risk.killed,
+        }
+
+    def portfolio_view(self, _request: OpsRequest | None = None) -> tuple[int, Any]:
+        body = self.blotter.portfolio.snapshot()
+        body["open_orders"] = [
+            {"client_order_id": o.client_order_id, "product_id": o.product_id,
+             "state": o.state.value, "exchange_order_id": o.exchange_order_id}
+            for o in self.blotter.open_orders()
+        ]  # fmt: skip
+        body["kill_switch"] = self.risk.killed
+        body["broker"] = self.broker.name
+        return 200, body
+
+    def kill_route(self, request: OpsRequest) -> tuple[int, Any]:
+        token = self.settings.ops.kill_token
+        if token is None:
+            return 403, {"error": "the kill endpoint is disabled (no kill token configured)"}
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+            return 401, {"error": "bad or missing token"}
+        self.kill("kill endpoint")
+        return 200, {"kill_switch": True}
+
+    def kill(self, reason: str) -> None:
+        """Block every new order now; open orders are cancelled by the running service."""
+        if not self.risk.killed:
+            log.warning("kill switch tripped", extra={"reason": reason})
+        self.risk.kill(reason)
+        self.metrics.killed.set(1)
+        self.kill_requested.set()
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        self.ops = OpsServer(
+            self.metrics.registry, live=self.live, ready=self.ready,
+            host=settings.ops.host, port=settings.ops.port,
+            routes={("GET", "/api/portfolio"): self.portfolio_view,
+                    ("POST", "/api/kill"): self.kill_route},
+        )  # fmt: skip
+        async with self.ops:
+            mine = {settings.topics.orders, settings.topics.trade_signals, settings.topics.raw}
+            await ensure_topics(
+                settings.kafka, [s for s in settings.topic_specs() if s.name in mine]
+            )
+            await self.order_log.start()
+            try:
+                await self.recover()
+                signals = self._consumer(group=True)
+                ticks = self._consumer(group=False)
+                await signals.start()
+                await ticks.start()
+                try:
+                    await self._seek_last_ticks(ticks)
+                    signals.subscribe([settings.topics.trade_signals])
+                    self.consuming = True
+                    async with asyncio.TaskGroup() as tasks:
+                        workers = [
+                            tasks.create_task(self._consume_ticks(ticks)),
+                            tasks.create_task(self._consume_signals(signals)),
+                            tasks.create_task(self._maintain()),
+                        ]
+                        await stop.wait()
+                        for worker in workers:
+                            worker.cancel()
+                finally:
+                    self.consuming = False
+                    await signals.stop()
+                    await ticks.stop()
+            finally:
+                await self.order_log.stop()
+                close = getattr(getattr(self.broker, "client", None), "close", None)
+                if close is not None:
+                    await close()
+
+    def _consumer(self, *, group: bool) -> AIOKafkaConsumer:
+        kafka = self.settings.kafka
+        return AIOKafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers,
+            client_id=f"{kafka.client_id}-bot",
+            group_id=self.settings.consumer_group if group else None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if group else "latest",
+            isolation_level="read_committed",
+        )
+
+    async def recover(self) -> None:
+        """Rebuild the blotter from the order log; settle orders submitted without outcome."""
+        events = await read_order_log(self.settings.kafka, self.settings.topics.orders)
+        for event in events:
+            self.blotter.apply(event)
+            fill = event.to_fill()
+            if fill is not None:
+                self.risk.note_fill(event.product_id, _event_seconds(event.time))
+        log.info(
+            "recovered from the order log",
+            extra={"events": len(events), "orders": len(self.blotter.orders),
+                   "unresolved": len(self.blotter.unresolved())},
+        )  # fmt: skip
+        for order in self.blotter.unresolved():
+            await self._settle_unresolved(order)
+        if isinstance(self.broker, PaperBroker):
+            for order in self.blotter.open_orders():  # resting paper orders died with the process
+                await self._log(order.request(), OrderEventType.CANCELLED, reason="paper_restart")
+        self._update_gauges()
+        self.recovered = True
+
+    async def _settle_unresolved(self, order: TrackedOrder) -> None:
+        request = order.request()
+        try:
+            update = await self.broker.lookup(request)
+        except BrokerUnavailable as exc:
+            self.metrics.broker_errors.labels("lookup").inc()
+            log.error("cannot look the order up yet", extra={
+                "client_order_id": order.client_order_id, "error": str(exc)})  # fmt: skip
+            return
+        if update is None:
+            log.warning("submitted order never reached the broker; not resending", extra={
+                "client_order_id": order.client_order_id})  # fmt: skip
+            await self._log(request, OrderEventType.FAILED, reason="not_at_broker")
+            return
+        log.info("settled an order submitted before a restart", extra={
+            "client_order_id": order.client_order_id, "status": update.status.value})  # fmt: skip
+        await self._record(request, update)
+
+    # ---- ticks ------------------------------------------------------------------------------
+
+    async def _seek_last_ticks(self, consumer: AIOKafkaConsumer) -> None:
+        topic = self.settings.topics.raw
+        await consumer._client.force_metadata_update()  # as the ingestor's recovery does
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            consumer.subscribe([topic])
+            return
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, max(ends[tp] - 1, 0))
+
+    async def _consume_ticks(self, consumer: AIOKafkaConsumer) -> None:
+        async for record in consumer:
+            self.on_tick(record.value or b"")
+
+    def on_tick(self, raw: bytes) -> None:
+        try:
+            tick = orjson.loads(raw)
+            if tick.get("type") != "ticker":
+                return
+            product = str(tick["product_id"])
+            bid = Decimal(str(tick.get("best_bid") or tick["price"]))
+            ask = Decimal(str(tick.get("best_ask") or tick["price"]))
+            at = to_micros(parse_time(str(tick["time"]))) / 1_000_000
+        except (orjson.JSONDecodeError, KeyError, InvalidOperation, ValueError, TypeError,
+                AttributeError):  # fmt: skip
+            return  # the ingestor validated the raw topic; anything odd is not a price
+        self.books[product] = (bid, ask)
+        self.last_tick_at[product] = max(at, self.last_tick_at.get(product, 0.0))
+        self.blotter.portfolio.mark(product, (bid + ask) / 2)
+        if isinstance(self.broker, PaperBroker):
+            self.broker.on_tick(product, bid, ask, str(tick["time"]))
+
+    # ---- signals ----------------------------------------------------------------------------
+
+    async def _consume_signals(self, consumer: AIOKafkaConsumer) -> None:
+        async for record in consumer:
+            received = time.perf_counter()
+            try:
+                signal = TradeSignal.model_validate_json(record.value or b"")
+            except ValidationError as exc:
+                self.metrics.signals.labels("invalid").inc()
+                log.error("unreadable trade signal skipped", extra={
+                    "partition": record.partition, "offset": record.offset,
+                    "error": str(exc)[:300]})  # fmt: skip
+            else:
+                await self.handle_signal(signal, received=received)
+            tp = TopicPartition(record.topic, record.partition)
+            await consumer.commit({tp: record.offset + 1})
+
+    async def handle_signal(self, signal: TradeSignal, *, received: float | None = None) -> None:
+        """One signal, end to end; safe to call again with the same signal."""
+        received = time.perf_counter() if received is None else received
+        coid = client_order_id_for(signal.signal_id)
+        known = self.blotter.orders.get(coid)
+        if known is not None and known.state is not OrderEventType.RECEIVED:
+            self.metrics.signals.labels("duplicate").inc()
+            return
+        self.metrics.signals.labels("accepted").inc()
+        side = OrderSide.BUY if signal.action is Action.BUY else OrderSide.SELL
+        product = signal.product_id
+        book = self.books.get(product)
+        price = (book[1] if side is OrderSide.BUY else book[0]) if book else signal.close_price
+        base = OrderRequest(coid, signal.signal_id, product, side, OrderType.MARKET, Decimal(0),
+                            reference_price=price)  # fmt: skip
+        if known is None:
+            await self._log(base, OrderEventType.RECEIVED, durable=False)
+        decision = self.decide(signal, side, price)
+        if isinstance(decision, tuple):
+            reason, detail = decision
+            self.metrics.rejections.labels(reason).inc()
+            log.info("order rejected", extra={"client_order_id": coid, "signal_id":
+                     signal.signal_id, "reason": reason, "detail": detail})  # fmt: skip
+            await self._log(base, OrderEventType.REJECTED, reason=reason, detail=detail)
+            return
+        self._in_flight.add(coid)
+        try:
+            await self._submit(decision, received)
+        finally:
+            self._in_flight.discard(coid)
+
+    async def _submit(self, decision: OrderRequest, received: float) -> None:
+        coid = decision.client_order_id
+        await self._log(decision, OrderEventType.SUBMITTED)
+        try:
+            update = await self.broker.submit(decision)
+        except AuthenticationFailed as exc:
+            self.auth_failed = True
+            self.metrics.broker_errors.labels("auth").inc()
+            log.error("broker refused our credentials", extra={"error": str(exc)})
+            await self._log(decision, OrderEventType.FAILED, reason="broker_auth", detail=str(exc))
+            return
+        except BrokerUnavailable as exc:
+            self.metrics.broker_errors.labels("unavailable").inc()
+            log.error("broker unavailable; the order will be looked up, not resent",
+                      extra={"client_order_id": coid, "error": str(exc)})  # fmt: skip
+            return
+        self.metrics.signal_to_ack.observe(time.perf_counter() - received)
+        if self.settings.test_pause_after_submit and not self._paused_once:
+            self._paused_once = True
+            print("TEST HOOK: paused after submit, before logging the outcome", flush=True)
+            await asyncio.Event().wait()  # the crash test kills -9 the process here
+        await self._record(decision, update)
+
+    def decide(
+        self, signal: TradeSignal, side: OrderSide, price: Decimal
+    ) -> OrderRequest | tuple[str, str]:
+        """Sizing and risk for one signal: the order to send, or (reason, detail)."""
+        trading = self.settings.trading
+        product = signal.product_id
+        portfolio = self.blotter.portfolio
+        quantity = portfolio.quantity(product)
+        sized = size_order(
+            trading.sizing, trading.product_increments(product), side=side, price=price,
+            equity=portfolio.equity, position=quantity,
+        )  # fmt: skip
+        if not isinstance(sized, SizedOrder):
+            return sized, f"sizing at {price}: {sized}"
+        rejection = self.risk.check(
+            product_id=product, side=side, notional=sized.notional,
+            position_notional=quantity * price, open_orders=len(self.blotter.open_orders()),
+            equity=portfolio.equity, now=self.clock(), last_tick_at=self.last_tick_at.get(product),
+        )  # fmt: skip
+        if rejection is not None:
+            return rejection.reason.value, rejection.detail
+        coid = client_order_id_for(signal.signal_id)
+        if trading.order_type == "limit":
+            offset = price * trading.limit_offset_bps / _BPS
+            inside = price - offset if side is OrderSide.BUY else price + offset
+            limit = trading.product_increments(product).round_price(inside, side)
+            return OrderRequest(coid, signal.signal_id, product, side, OrderType.LIMIT,
+                                sized.base_size, limit, price)  # fmt: skip
+        return OrderRequest(coid, signal.signal_id, product, side, OrderType.MARKET,
+                            sized.base_size, None, price)  # fmt: skip
+
+    # ---- outcomes ---------------------------------------------------------------------------
+
+    async def _record(self, request: OrderRequest, update: BrokerUpdate) -> None:
+        order = self.blotter.orders.get(request.client_order_id)
+        if update.exchange_order_id and (order is None or order.exchange_order_id is None):
+            await self._log(request, OrderEventType.ACCEPTED, exchange_id=update.exchange_order_id,
+                            durable=False)  # fmt: skip
+        portfolio = self.blotter.portfolio
+        for fill in update.fills:
+            if portfolio.has_fill(fill.fill_id):
+                continue
+            partial = update.status is OrderStatus.OPEN
+            await self._log(
+                request,
+                OrderEventType.PARTIALLY_FILLED if partial else OrderEventType.FILLED,
+                exchange_id=update.exchange_order_id, fill=fill, durable=False,
+            )  # fmt: skip
+            self.risk.note_fill(request.product_id, self.clock())
+        terminal = _TERMINAL_EVENT.get(update.status)
+        if terminal is not None and not (terminal is OrderEventType.FILLED and update.fills):
+            await self._log(request, terminal, exchange_id=update.exchange_order_id,
+                            reason=update.reason, detail=update.detail, durable=False)  # fmt: skip
+            if terminal is OrderEventType.REJECTED and update.reason:
+                self.metrics.rejections.labels(update.reason).inc()
+        await self._flush(request)
+        self._update_gauges()
+
+    async def _flush(self, request: OrderRequest) -> None:
+        await self.order_log.flush()
+
+    async def _log(
+        self,
+        request: OrderRequest,
+        event_type: OrderEventType,
+        *,
+        reason: str | None = None,
+        detail: str | None = None,
+        exchange_id: str | None = None,
+        fill: Fill | None = None,
+        durable: bool = True,
+    ) -> None:
+        event = OrderEvent(
+            event=event_type,
+            client_order_id=request.client_order_id,
+            signal_id=request.signal_id,
+            product_id=request.product_id,
+            time=_now_text(),
+            broker=self.broker.name,
+            side=request.side,
+            order_type=request.order_type if request.base_size else None,
+            base_size=request.base_size or None,
+            limit_price=request.limit_price,
+            reference_price=request.reference_price,
+            exchange_order_id=exchange_id,
+            fill=fill_record(fill) if fill is not None else None,
+            reason=reason,
+            detail=detail[:500] if detail else None,
+        )
+        self.blotter.apply(event)
+        self.metrics.order_events.labels(event_type.value).inc()
+        await self.order_log.write(event, durable=durable)
+
+    def _update_gauges(self) -> None:
+        portfolio = self.blotter.portfolio
+        m = self.metrics
+        for product, position in portfolio.positions.items():
+            m.position.labels(product).set(float(position.quantity))
+        m.equity.set(float(portfolio.equity))
+        m.cash.set(float(portfolio.cash))
+        m.pnl.labels("realized").set(float(portfolio.realized_pnl))
+        m.pnl.labels("unrealized").set(float(portfolio.unrealized_pnl))
+        m.pnl.labels("fees").set(float(portfolio.fees))
+        m.pnl.labels("net").set(float(portfolio.net_pnl))
+        m.open_orders.set(len(self.blotter.open_orders()))
+
+    # ---- maintenance: open orders, unresolved submits, the kill switch ---------------------
+
+    async def _maintain(self) -> None:
+        interval = self.settings.poll_interval_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self.kill_requested.wait()
+            try:
+                if self.kill_requested.is_set():
+                    await self._cancel_open_orders()
+                    self.kill_requested.clear()
+                for order in self.blotter.unresolved():
+                    if order.client_order_id not in self._in_flight:
+                        await self._settle_unresolved(order)
+                await self._poll_open_orders()
+            except BrokerUnavailable as exc:
+                self.metrics.broker_errors.labels("poll").inc()
+                log.warning("broker poll failed", extra={"error": str(exc)})
+            self._update_gauges()
+
+    async def _cancel_open_orders(self) -> None:
+        open_orders = [o for o in self.blotter.open_orders() if not o.unresolved]
+        if not open_orders:
+            return
+        pairs = [(o.client_order_id, o.exchange_order_id) for o in open_orders]
+        for update in await self.broker.cancel(pairs):
+            await self._record(self.blotter.orders[update.client_order_id].request(), update)
+
+    async def _poll_open_orders(self) -> None:
+        open_orders = [o for o in self.blotter.open_orders() if not o.unresolved]
+        pairs = [(o.client_order_id, o.exchange_order_id) for o in open_orders]
+        if not pairs and not isinstance(self.broker, PaperBroker):
+            return
+        for update in await self.broker.poll(pairs):
+            order = self.blotter.orders.get(update.client_order_id)
+            if order is not None and not order.terminal:
+                await self._record(order.request(), update)
+
+
+def _event_seconds(text: str) -> float:
+    try:
+        return to_micros(parse_time(text)) / 1_000_000
+    except ValueError:
+        return 0.0

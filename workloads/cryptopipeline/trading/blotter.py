@@ -1,0 +1,103 @@
+"""The blotter: every order's latest state and the portfolio, folded from order events.
+
+The same fold serves the live bot and its recovery: replaying `btc_usd_orders` from the start
+gives back positions, PnL and open orders, and names the orders that were submitted without a
+known outcome (to be asked about, never resent). Replaying an event twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from cryptopipeline.trading.orders import (
+    OrderEvent,
+    OrderEventType,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+)
+from cryptopipeline.trading.portfolio import Portfolio
+
+
+@dataclass(slots=True)
+class TrackedOrder:
+    client_order_id: str
+    signal_id: str
+    product_id: str
+    state: OrderEventType
+    side: OrderSide | None = None
+    order_type: OrderType | None = None
+    base_size: Decimal | None = None
+    limit_price: Decimal | None = None
+    reference_price: Decimal | None = None
+    exchange_order_id: str | None = None
+    submitted: bool = False
+    reason: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+    @property
+    def unresolved(self) -> bool:
+        """Submitted, and no broker answer was logged."""
+        return self.submitted and self.state is OrderEventType.SUBMITTED
+
+    @property
+    def open(self) -> bool:
+        return self.submitted and not self.terminal
+
+    def request(self) -> OrderRequest:
+        assert self.side is not None and self.order_type is not None
+        assert self.base_size is not None
+        return OrderRequest(
+            self.client_order_id, self.signal_id, self.product_id, self.side,
+            self.order_type, self.base_size, self.limit_price, self.reference_price,
+        )  # fmt: skip
+
+
+class Blotter:
+    def __init__(self, starting_cash: Decimal) -> None:
+        self.portfolio = Portfolio(starting_cash)
+        self.orders: dict[str, TrackedOrder] = {}
+
+    def apply(self, event: OrderEvent) -> None:
+        order = self.orders.get(event.client_order_id)
+        if order is None:
+            order = self.orders[event.client_order_id] = TrackedOrder(
+                event.client_order_id, event.signal_id, event.product_id, event.event
+            )
+        for name in ("side", "order_type", "base_size", "limit_price", "reference_price"):
+            value = getattr(event, name)
+            if value is not None:
+                setattr(order, name, value)
+        if event.exchange_order_id:
+            order.exchange_order_id = event.exchange_order_id
+        if event.event is OrderEventType.SUBMITTED:
+            order.submitted = True
+        if event.reason:
+            order.reason = event.reason
+        fill = event.to_fill()
+        if fill is not None:
+            self.portfolio.apply_fill(fill)
+        if not order.terminal and _RANK[event.event] >= _RANK[order.state]:
+            order.state = event.event
+
+    def open_orders(self) -> list[TrackedOrder]:
+        return [o for o in self.orders.values() if o.open]
+
+    def unresolved(self) -> list[TrackedOrder]:
+        return [o for o in self.orders.values() if o.unresolved]
+
+
+_RANK = {
+    OrderEventType.RECEIVED: 0,
+    OrderEventType.SUBMITTED: 1,
+    OrderEventType.ACCEPTED: 2,
+    OrderEventType.PARTIALLY_FILLED: 3,
+    OrderEventType.REJECTED: 4,
+    OrderEventType.FILLED: 4,
+    OrderEventType.CANCELLED: 4,
+    OrderEventType.FAILED: 4,
+}
