@@ -25,11 +25,11 @@ async def _ready(url: str) -> bool:
 
 
 async def test_run_brings_the_pipeline_up_and_ctrl_c_stops_it(tmp_path: Path) -> None:
-    kafka_port, sim_port, ops_port = free_port(), free_port(), free_port()
+    kafka_port, sim_port, ops_port, signaler_port = (free_port() for _ in range(4))
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cryptopipeline.cli", "run", "--home", str(tmp_path),
         "--kafka-port", str(kafka_port), "--sim-port", str(sim_port),
-        "--ingestor-ops-port", str(ops_port),
+        "--ingestor-ops-port", str(ops_port), "--signaler-ops-port", str(signaler_port),
         stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     assert process.stderr is not None
@@ -40,8 +40,9 @@ async def test_run_brings_the_pipeline_up_and_ctrl_c_stops_it(tmp_path: Path) ->
                 line = (await process.stderr.readline()).decode()
                 assert line, "run exited early:\n" + "".join(log)
                 log.append(line)
-            while not await _ready(f"http://127.0.0.1:{ops_port}/readyz"):  # noqa: ASYNC110
-                await asyncio.sleep(0.2)  # readiness is polled, as the kubelet does
+            for port in (ops_port, signaler_port):
+                while not await _ready(f"http://127.0.0.1:{port}/readyz"):  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)  # readiness is polled, as the kubelet does
         assert await _ready(f"http://127.0.0.1:{sim_port}/products")
         kafka_pid = int((tmp_path / "kafka" / "kafka.pid").read_text())
 
@@ -53,5 +54,6 @@ async def test_run_brings_the_pipeline_up_and_ctrl_c_stops_it(tmp_path: Path) ->
         if process.returncode is None:
             process.kill()
     assert not await asyncio.to_thread(Path(f"/proc/{kafka_pid}").exists)
-    assert "stopped program=kafka" in rest and "stopped program=coinbase-sim" in rest
+    for program in ("kafka", "coinbase-sim", "ingestor", "signaler"):
+        assert f"stopped program={program}" in rest
     assert not await _ready(f"http://127.0.0.1:{sim_port}/products")

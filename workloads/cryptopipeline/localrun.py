@@ -40,6 +40,7 @@ class LocalRunOptions:
     sim_args: Sequence[str] = ()
     products: Sequence[str] = ("BTC-USD",)
     ingestor_ops_port: int = 9101
+    signaler_ops_port: int = 9102
 
 
 def _python_program(name: str, module: str, args: Sequence[str], **kw: object) -> Program:
@@ -82,6 +83,35 @@ def plan_programs(options: LocalRunOptions) -> list[Program]:
             [],
             ready_port=options.ingestor_ops_port,
             env=ingestor_env,
+        )
+    )
+    programs.append(
+        _python_program(
+            "signaler",
+            "cryptopipeline.signaler.cli",
+            [],
+            ready_port=options.signaler_ops_port,
+            env={
+                "CRYPTOPIPELINE_OPS__HOST": "127.0.0.1",
+                "CRYPTOPIPELINE_OPS__PORT": str(options.signaler_ops_port),
+                "CRYPTOPIPELINE_LOG_FORMAT": "text",
+                "CRYPTOPIPELINE_SIGNALER__START_FROM": "latest",
+            },
+        )
+    )
+    programs.append(
+        _python_program(
+            "bot",
+            "cryptopipeline.bot.cli",
+            [],
+            ready_port=9103,
+            env={
+                "CRYPTOPIPELINE_BROKER__MODE": "paper",
+                "CRYPTOPIPELINE_TRADING__PRODUCTS": products,
+                "CRYPTOPIPELINE_OPS__HOST": "127.0.0.1",
+                "CRYPTOPIPELINE_OPS__PORT": "9103",
+                "CRYPTOPIPELINE_LOG_FORMAT": "text",
+            },
         )
     )
     return programs
