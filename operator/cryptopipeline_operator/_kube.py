@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -44,7 +45,9 @@ def load_config() -> client.ApiClient:
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
+        # The client reads $KUBECONFIG once, at import; read it now instead.
+        path = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None
+        config.load_kube_config(config_file=path)  # type: ignore[no-untyped-call]
     return client.ApiClient()
 
 
@@ -83,7 +86,7 @@ class Kube:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
-        payload = None if body is None else json.dumps(body)
+        payload = body  # the client serialises JSON (and JSON-as-YAML for apply)
 
         def call() -> tuple[int, bytes]:
             method_, url, all_headers, body_, post = self._api.param_serialize(

@@ -183,9 +183,7 @@ def namespace(cluster: Cluster) -> str:
 
 
 @pytest.fixture
-def operator_env(
-    control_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
+def operator_env(control_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The environment the operator runs with: the ServiceAccount's kubeconfig, fast timers."""
     sa = next(u for u in control_plane.users if u.name == OPERATOR_SA)
     env = {
@@ -202,9 +200,7 @@ def operator_env(
 
 
 @pytest.fixture
-def run_operator(
-    namespace: str, operator_env: dict[str, str]
-) -> Callable[..., Any]:
+def run_operator(namespace: str, operator_env: dict[str, str]) -> Callable[..., Any]:
     """A context manager running the real operator (kopf) for `namespace` in this process."""
     from kopf.testing import KopfRunner
 
@@ -220,4 +216,3 @@ def example(name: str = "btc") -> dict[str, Any]:
     body = docs(K8S / "examples" / "pipeline.yaml")[0]
     body["metadata"]["name"] = name
     return body
-

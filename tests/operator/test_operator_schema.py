@@ -101,8 +101,12 @@ INVALID = [
     ("two-ingestors", "spec.workloads.ingestor.replicas", 2, "less than or equal to 1"),
     ("bad-quantity", "spec.workloads.bot.resources", {"limits": {"cpu": "lots"}}, "cpu"),
     ("bad-env-name", "spec.workloads.bot.env", [{"name": "1X", "value": "v"}], "env[0].name"),
-    ("strategy-string-param", "spec.strategies", [{"name": "rsi_threshold",
-        "parameters": {"period": "fourteen"}}], "parameters.period"),  # fmt: skip
+    (
+        "strategy-string-param",
+        "spec.strategies",
+        [{"name": "rsi_threshold", "parameters": {"period": "fourteen"}}],
+        "parameters.period",
+    ),  # fmt: skip
     ("strategy-bad-name", "spec.strategies", [{"name": "RSI"}], "spec.strategies[0].name"),
     ("live-without-key", "spec.bot", {"mode": "live"}, "live mode needs coinbaseKeySecret"),
     ("bad-mode", "spec.bot.mode", "yolo", "Unsupported value"),
