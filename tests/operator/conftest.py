@@ -9,123 +9,20 @@ Go to build the binaries they skip, saying why.
 
 from __future__ import annotations
 
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-import yaml
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from controlplane import ControlPlane, ControlPlaneUnavailable, User, binaries  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
-K8S = REPO / "k8s"
-OPERATOR_SA = "system:serviceaccount:cryptopipeline-system:cryptopipeline-operator"
-GROUP, VERSION, PLURAL = "cryptopipeline.io", "v1alpha1", "cryptopipelines"
-T = TypeVar("T")
+from controlplane import ControlPlane, ControlPlaneUnavailable, User, binaries
+from kube_support import K8S, OPERATOR_SA, Cluster, docs
+from kubernetes import config
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "kube: needs the real kube-apiserver + etcd the project builds (k8s/testenv)"
     )
-
-
-def docs(path: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
-
-
-def eventually(check: Callable[[], T], *, within: float = 30.0, every: float = 0.2) -> T:
-    """Poll `check` until it returns a truthy value without raising; return that value."""
-    deadline = time.monotonic() + within
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-            last = None
-        except (AssertionError, ApiException, KeyError) as exc:
-            last = exc
-        time.sleep(every)
-    if last is not None:
-        raise AssertionError(f"not true within {within}s: {last}") from last
-    raise AssertionError(f"not true within {within}s")
-
-
-class Cluster:
-    """Admin clients against the test API server, and small helpers the tests share."""
-
-    def __init__(self, api: client.ApiClient) -> None:
-        self.api = api
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-        self.ext = client.ApiextensionsV1Api(api)
-        self.rbac = client.RbacAuthorizationV1Api(api)
-
-    def install_crd(self, crd: dict[str, Any]) -> None:
-        try:
-            self.ext.create_custom_resource_definition(crd)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-
-        def established() -> bool:
-            got = self.ext.read_custom_resource_definition(crd["metadata"]["name"])
-            return any(
-                c.type == "Established" and c.status == "True" for c in got.status.conditions or []
-            )
-
-        eventually(established, within=30)
-
-    def create_namespace(self, name: str) -> None:
-        try:
-            self.core.create_namespace({"metadata": {"name": name}})
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-
-    def pipeline(self, namespace: str, name: str) -> dict[str, Any]:
-        got: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name
-        )
-        return got
-
-    def create_pipeline(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        made: dict[str, Any] = self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, body
-        )
-        return made
-
-    def condition(self, namespace: str, name: str, type_: str) -> dict[str, Any] | None:
-        status = self.pipeline(namespace, name).get("status") or {}
-        for cond in status.get("conditions") or []:
-            if cond["type"] == type_:
-                return dict(cond)
-        return None
-
-    def wait_condition(
-        self, namespace: str, name: str, type_: str, status: str, reason: str | None = None,
-        within: float = 60.0,
-    ) -> dict[str, Any]:  # fmt: skip
-        def check() -> dict[str, Any] | None:
-            cond = self.condition(namespace, name, type_)
-            if cond and cond["status"] == status and (reason is None or cond["reason"] == reason):
-                return cond
-            return None
-
-        return eventually(check, within=within)
-
-    def events(self, namespace: str) -> list[client.CoreV1Event]:
-        return list(self.core.list_namespaced_event(namespace).items)
 
 
 @pytest.fixture(scope="session")
@@ -210,9 +107,3 @@ def run_operator(namespace: str, operator_env: dict[str, str]) -> Callable[..., 
         return KopfRunner(args, timeout=120)
 
     return start
-
-
-def example(name: str = "btc") -> dict[str, Any]:
-    body = docs(K8S / "examples" / "pipeline.yaml")[0]
-    body["metadata"]["name"] = name
-    return body

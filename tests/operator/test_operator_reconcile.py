@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import GROUP, PLURAL, VERSION, Cluster, eventually, example
+from kube_support import GROUP, PLURAL, VERSION, Cluster, eventually, example
 from kubernetes.client.exceptions import ApiException
 
 from cryptopipeline_operator import CONFIG_HASH_ANNOTATION

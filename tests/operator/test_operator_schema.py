@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 import pytest
-from conftest import GROUP, PLURAL, VERSION, Cluster, example
+from kube_support import GROUP, PLURAL, VERSION, Cluster, example
 from kubernetes.client.exceptions import ApiException
 
 pytestmark = pytest.mark.kube
@@ -106,7 +106,7 @@ INVALID = [
         "spec.strategies",
         [{"name": "rsi_threshold", "parameters": {"period": "fourteen"}}],
         "parameters.period",
-    ),  # fmt: skip
+    ),
     ("strategy-bad-name", "spec.strategies", [{"name": "RSI"}], "spec.strategies[0].name"),
     ("live-without-key", "spec.bot", {"mode": "live"}, "live mode needs coinbaseKeySecret"),
     ("bad-mode", "spec.bot.mode", "yolo", "Unsupported value"),
