@@ -35,6 +35,10 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def full(self) -> bool:
+        return not self._room.is_set()
+
     def put(self, record: OutRecord) -> None:
         self._items.append(record)
         self._nonempty.set()

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -43,6 +44,8 @@ class RawPublisher:
         self._metrics = metrics
         self._capacity = asyncio.Semaphore(max_buffered)
         self._buffered = 0
+        self._published: dict[tuple[str, str], Any] = {}
+        self._latency = metrics.produce_latency
         self.failed = asyncio.Event()
         self.failure: BaseException | None = None
         metrics.buffer_capacity.set(max_buffered)
@@ -102,8 +105,13 @@ class RawPublisher:
         if error is not None:
             self._fail(error)
             return
-        self._metrics.records_published.labels(product, kind).inc()
-        self._metrics.produce_latency.observe((time.time_ns() - t0) / 1e9)
+        child = self._published.get((product, kind))
+        if child is None:
+            child = self._published[(product, kind)] = self._metrics.records_published.labels(
+                product, kind
+            )
+        child.inc()
+        self._latency.observe((time.time_ns() - t0) / 1e9)
 
     def _fail(self, error: BaseException) -> None:
         if not self.failed.is_set():

@@ -82,6 +82,8 @@ class Ingestor:
         self._outbox = Outbox(settings.ingest.max_buffered_records)
         self._health = _Health()
         self.ops: OpsServer | None = None
+        self._duplicates = {p: self.metrics.duplicates_dropped.labels(p) for p in self._products}
+        self._pending_gauges = {p: self.metrics.pending_trades.labels(p) for p in self._products}
 
     # ---- probes -------------------------------------------------------------------------
 
@@ -177,7 +179,7 @@ class Ingestor:
         }
         self._gap_signals = {key: asyncio.Event() for key in self._keys}
         self._connections = [
-            FeedConnection(i, settings.exchange, settings.ingest, self._on_frame, self.metrics)
+            FeedConnection(i, settings.exchange, settings.ingest, self, self.metrics)
             for i in range(settings.exchange.connections)
         ]
         self._health.producing = True
@@ -234,7 +236,16 @@ class Ingestor:
 
     # ---- the data path ------------------------------------------------------------------
 
-    async def _on_frame(self, frame: FeedFrame, connection: int, receive_ns: int) -> None:
+    @property
+    def full(self) -> bool:
+        """The outbox is at its bound: readers must wait for `room()` (backpressure)."""
+        return self._outbox.full
+
+    async def room(self) -> None:
+        await self._outbox.room()
+
+    def accept(self, frame: FeedFrame, connection: int, receive_ns: int) -> None:
+        """Take one decoded frame from a connection; never waits (see `full`)."""
         if isinstance(frame, TradeFrame):
             self._on_trade(_Pending(frame, connection, receive_ns, backfill=False))
         elif isinstance(frame, HeartbeatFrame):
@@ -243,7 +254,6 @@ class Ingestor:
             self._on_control(frame, connection)
         else:
             self._dead_letter(frame, connection, receive_ns)
-        await self._outbox.room()  # backpressure: stop reading while Kafka is behind
 
     def _on_trade(self, pending: _Pending) -> None:
         frame = pending.frame
@@ -258,13 +268,15 @@ class Ingestor:
             return
         offer = sequencer.offer(frame.trade_id, pending)
         if offer.duplicate:
-            self.metrics.duplicates_dropped.labels(frame.product_id).inc()
+            self._duplicates[frame.product_id].inc()
             return
         for ready in offer.ready:
             self._emit_trade(ready)
-        if sequencer.gap() is not None:
+        if sequencer.pending:  # only a gap makes trades wait: the common path skips all this
             self._gap_signals[key].set()
-        self.metrics.pending_trades.labels(frame.product_id).set(sequencer.pending)
+            self._pending_gauges[frame.product_id].set(sequencer.pending)
+        elif offer.ready and len(offer.ready) > 1:  # a gap just closed
+            self._pending_gauges[frame.product_id].set(0)
 
     def _emit_trade(self, pending: _Pending) -> None:
         frame = pending.frame
