@@ -101,8 +101,17 @@ class Reconciler:
         """Make the cluster match `body`. `full`: also topics in Kafka and migrations
         (the change handlers); otherwise only owned objects and status (drift checks)."""
         meta = body["metadata"]
-        status = dict(body.get("status") or {})
+        # Status as stored now, not as the (possibly older) event showed it: the change
+        # handlers and the drift daemon take turns and must build on each other's writes.
+        # The daemon also takes the current spec; a change handler keeps the one it handles.
+        current = await self.kube.get(API_VERSION, KIND, meta["namespace"], meta["name"])
+        if current is None:
+            return Outcome(())
+        if not full:
+            body = current
+        status = dict(current.get("status") or {})
         previous = status.get("conditions") or []
+        body = {**body, "status": status}
         try:
             spec = PipelineSpec.from_body(body.get("spec"))
         except ValidationError as exc:
