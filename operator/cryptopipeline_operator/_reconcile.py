@@ -386,8 +386,8 @@ class Reconciler:
                 if exc.status != 404:  # gone meanwhile: nothing to report on
                     raise
         for transition in cond.transitions(previous, conditions):
-            if transition.type != cond.READY and transition.ok:
-                continue  # one Normal event for Ready is enough
+            if transition.type != cond.READY and transition.status != "False":
+                continue  # one Normal event for Ready; none for parts not checked yet
             type_ = (
                 "Normal" if transition.ok or transition.reason in _PROGRESS_REASONS else "Warning"
             )

@@ -1,0 +1,172 @@
+"""ksqlDB migrations: the reconciler with a fake runner (real API server), and the adapter
+around `cryptopipeline.ksql.apply_migrations` with the library call stubbed."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_support import Cluster, example
+from kubernetes import client
+
+from cryptopipeline.core import TopicSpec
+from cryptopipeline_operator import OperatorSettings, Reconciler
+from cryptopipeline_operator._ksql import KsqlMigrationRunner, MigrationError, MigrationRequest
+from cryptopipeline_operator._kube import Kube
+
+REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "ksqldb"
+
+
+class FakeRunner:
+    def __init__(self, result: int | None = 4, error: MigrationError | None = None) -> None:
+        self.result = result
+        self.error = error
+        self.requests: list[MigrationRequest] = []
+
+    async def apply(self, request: MigrationRequest) -> int | None:
+        self.requests.append(request)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class NoKafka:
+    async def ensure(self, bootstrap: str, topics: Sequence[TopicSpec]) -> list[str]:
+        return []
+
+    async def delete(self, bootstrap: str, names: Sequence[str]) -> None:
+        return None
+
+
+def reconciler(cluster: Cluster, runner: FakeRunner, events: list[tuple[str, ...]]) -> Reconciler:
+    def emit(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        events.append((type_, reason, message))
+
+    return Reconciler(Kube(cluster.api), NoKafka(), runner, OperatorSettings(), emit=emit)
+
+
+@pytest.mark.kube
+async def test_migrations_applied_version_in_status(cluster: Cluster, namespace: str) -> None:
+    cluster.core.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "ksql"},
+            "data": {
+                "username": base64.b64encode(b"trader").decode(),
+                "password": base64.b64encode(b"s3cret").decode(),
+            },
+        },
+    )
+    cluster.core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="migrations"),
+            data={"V000001__one.sql": "CREATE STREAM x (a INT) WITH (kafka_topic='${raw_topic}');"},
+        ),
+    )
+    body = example()
+    body["spec"]["ksqldb"] = {
+        "url": "http://ksqldb:8088",
+        "credentialsSecret": {"name": "ksql"},
+        "migrations": {"configMap": "migrations"},
+    }
+    made = cluster.create_pipeline(namespace, body)
+    runner, events = FakeRunner(result=4), []
+    outcome = await reconciler(cluster, runner, events).converge(made, full=True)
+
+    applied = outcome.condition("MigrationsApplied")
+    assert (
+        applied is not None and applied.ok and applied.message == "ksqlDB migrations at version 4"
+    )
+    (request,) = runner.requests
+    assert (request.url, request.username, request.password) == (
+        "http://ksqldb:8088",
+        "trader",
+        "s3cret",
+    )
+    assert request.files is not None and list(request.files) == ["V000001__one.sql"]
+    assert request.variables == {"raw_topic": "btc_usd"}
+    assert "s3cret" not in repr(request)
+    assert cluster.pipeline(namespace, "btc")["status"]["migrationVersion"] == 4
+
+    # a failure keeps the last applied version, says why, and asks for a retry
+    failing = FakeRunner(error=MigrationError("MigrationFailed", "V000005 line 3: no such stream"))
+    outcome = await reconciler(cluster, failing, events).converge(
+        cluster.pipeline(namespace, "btc"), full=True
+    )
+    failed = outcome.condition("MigrationsApplied")
+    assert failed is not None and failed.reason == "MigrationFailed"
+    assert outcome.retry is not None and "no such stream" in outcome.retry
+    status = cluster.pipeline(namespace, "btc")["status"]
+    assert status["migrationVersion"] == 4
+    assert (
+        "Warning",
+        "MigrationFailed",
+        "MigrationsApplied: V000005 line 3: no such stream",
+    ) in events
+
+
+@pytest.mark.kube
+async def test_missing_migrations_config_map_blocks(cluster: Cluster, namespace: str) -> None:
+    body = example()
+    body["spec"]["ksqldb"] = {"url": "http://ksqldb:8088", "migrations": {"configMap": "nope"}}
+    made = cluster.create_pipeline(namespace, body)
+    runner, events = FakeRunner(), []
+    outcome = await reconciler(cluster, runner, events).converge(made, full=True)
+    ready = outcome.condition("Ready")
+    assert ready is not None and ready.reason == "ConfigMapNotFound"
+    assert runner.requests == []
+    assert [e[1] for e in events] == ["ConfigMapNotFound"]
+
+
+async def test_adapter_calls_the_runner_library(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ksql = pytest.importorskip("cryptopipeline.ksql")
+    seen: dict[str, Any] = {}
+
+    async def fake_apply(settings: Any, folder: Path, *, variables: Mapping[str, str]) -> Any:
+        seen["url"] = settings.base_url()
+        seen["credentials"] = settings.credentials()
+        seen["files"] = sorted(p.name for p in folder.iterdir())  # noqa: ASYNC240 - a fake
+        seen["variables"] = dict(variables)
+        return ksql.MigrationReport(applied=(1, 2), current_version=2, server_version="0.29.0")
+
+    monkeypatch.setattr(ksql, "apply_migrations", fake_apply)
+    runner = KsqlMigrationRunner(builtin_dir=REPO_MIGRATIONS)
+    request = MigrationRequest(
+        url="http://ksqldb:8088",
+        username="u",
+        password="p",
+        files={"V000001__a.sql": "SELECT 1;", "V000002__b.sql": "SELECT 2;"},
+        variables={"raw_topic": "t"},
+    )
+    assert await runner.apply(request) == 2
+    assert seen == {
+        "url": "http://ksqldb:8088",
+        "credentials": ("u", "p"),
+        "files": ["V000001__a.sql", "V000002__b.sql"],
+        "variables": {"raw_topic": "t"},
+    }
+    builtin = MigrationRequest("http://ksqldb:8088", None, None, None, {})
+    assert await runner.apply(builtin) == 2
+    assert seen["files"] == sorted(p.name for p in REPO_MIGRATIONS.iterdir())
+    assert seen["credentials"] is None
+
+
+async def test_adapter_reports_runner_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    ksql = pytest.importorskip("cryptopipeline.ksql")
+
+    async def broken(settings: Any, folder: Path, *, variables: Mapping[str, str]) -> Any:
+        raise ksql.KsqlConnectionError("cannot reach http://ksqldb:8088")
+
+    monkeypatch.setattr(ksql, "apply_migrations", broken)
+    runner = KsqlMigrationRunner(builtin_dir=REPO_MIGRATIONS)
+    with pytest.raises(MigrationError) as caught:
+        await runner.apply(MigrationRequest("http://ksqldb:8088", "u", "pw", None, {}))
+    assert caught.value.reason == "MigrationFailed"
+    assert "KsqlConnectionError: cannot reach" in str(caught.value)
+    assert "pw" not in str(caught.value)
