@@ -102,7 +102,9 @@ def run_operator(namespace: str, operator_env: dict[str, str]) -> Callable[..., 
     from kopf.testing import KopfRunner
 
     def start(*extra: str) -> KopfRunner:
-        args = ["run", "--standalone", "--namespace", namespace, "--verbose"]
+        args = ["run", "--namespace", namespace, "--verbose"]
+        if "--peering" not in extra:
+            args.append("--standalone")
         args += [*extra, "-m", "cryptopipeline_operator.handlers"]
         return KopfRunner(args, timeout=120)
 

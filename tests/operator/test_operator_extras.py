@@ -1,0 +1,79 @@
+"""ServiceMonitors when the Prometheus Operator's API exists; peering and the health endpoint."""
+
+from __future__ import annotations
+
+import urllib.request
+from typing import Any
+
+import pytest
+from kube_support import K8S, Cluster, docs, eventually, example
+
+from cryptopipeline.localkafka._broker import free_port
+
+pytestmark = pytest.mark.kube
+
+
+def test_service_monitors_follow_the_crd(
+    cluster: Cluster, namespace: str, run_operator: Any
+) -> None:
+    for crd in docs(K8S / "testenv" / "crds" / "servicemonitors.monitoring.coreos.com.yaml"):
+        cluster.install_crd(crd)
+
+    def monitors() -> dict[str, Any]:
+        found = cluster.custom.list_namespaced_custom_object(
+            "monitoring.coreos.com", "v1", namespace, "servicemonitors"
+        )
+        return {m["metadata"]["name"]: m for m in found["items"]}
+
+    with run_operator() as runner:
+        made = cluster.create_pipeline(namespace, example())
+        found = eventually(lambda: len(monitors()) == 3 and monitors(), within=60)
+        assert sorted(found) == ["btc-bot", "btc-ingestor", "btc-signaler"]
+        signaler = found["btc-signaler"]
+        assert signaler["metadata"]["ownerReferences"][0]["uid"] == made["metadata"]["uid"]
+        assert signaler["spec"]["endpoints"] == [
+            {"port": "metrics", "path": "/metrics", "interval": "30s"}
+        ]
+        assert signaler["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == (
+            "signaler"
+        )
+
+        body = cluster.pipeline(namespace, "btc")
+        body["spec"]["metrics"]["serviceMonitor"]["interval"] = "15s"
+        cluster.custom.replace_namespaced_custom_object(
+            "cryptopipeline.io", "v1alpha1", namespace, "cryptopipelines", "btc", body
+        )
+        eventually(
+            lambda: monitors()["btc-bot"]["spec"]["endpoints"][0]["interval"] == "15s", within=30
+        )
+    assert runner.exception is None, runner.output
+
+
+def test_peering_and_health_endpoint(cluster: Cluster, namespace: str, run_operator: Any) -> None:
+    cluster.custom.create_namespaced_custom_object(
+        "kopf.dev",
+        "v1",
+        namespace,
+        "kopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "pipelines"}},
+    )
+    port = free_port()
+    health = f"http://127.0.0.1:{port}/healthz"
+    with run_operator("--peering", "pipelines", "--liveness", health) as runner:
+        cluster.create_pipeline(namespace, example())
+        eventually(lambda: len(cluster.apps.list_namespaced_deployment(namespace).items) == 3)
+
+        def peers() -> dict[str, Any]:
+            peering = cluster.custom.get_namespaced_custom_object(
+                "kopf.dev", "v1", namespace, "kopfpeerings", "pipelines"
+            )
+            return dict(peering.get("status") or {})
+
+        assert eventually(peers)  # this operator announced itself
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(health, timeout=5) as response:
+                return bool(response.status == 200)
+
+        assert eventually(healthy)
+    assert runner.exception is None, runner.output
