@@ -23,7 +23,7 @@ test: install  ## every test, against a real Kafka the tests start themselves
 	$(BIN)/pytest -m "not benchmark" $(PYTEST_ARGS)
 
 test-fast: install  ## tests that need no Kafka broker
-	$(BIN)/pytest -m "not benchmark and not kafka" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not benchmark and not kafka and not kube" $(PYTEST_ARGS)
 
 bench: install  ## benchmarks; results go to docs/benchmarks.md by hand
 	$(BIN)/pytest tests/benchmarks -m benchmark --benchmark-only \
