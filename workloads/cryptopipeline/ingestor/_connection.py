@@ -8,6 +8,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from typing import Any, Protocol
 
 import orjson
@@ -26,6 +27,11 @@ from cryptopipeline.ingestor._metrics import IngestorMetrics
 from cryptopipeline.ingestor._settings import ExchangeSettings, IngestSettings
 
 log = logging.getLogger(__name__)
+
+_HEARTBEAT = "heartbeat"
+_FEED_PREFIXES = tuple(
+    f'{{"type":"{kind}"' for kind in ("ticker", "heartbeat", "match", "last_match")
+)
 
 
 class FrameSink(Protocol):
@@ -56,6 +62,35 @@ class Backoff:
         self._attempt = 0
 
 
+class RecentFrames:
+    """The last `size` feed frames any connection delivered. Redundant sockets carry the
+    same frames byte for byte, so the second copy of a ticker, match or heartbeat is dropped
+    here, before it costs a decode (the sequencer still guards exactly-once; this only saves
+    work). Anything else, truncated frames included, always goes on to be decoded and, if
+    bad, dead-lettered. A complete but invalid frame arriving on both sockets is one exchange
+    message and is dead-lettered once."""
+
+    def __init__(self, size: int = 8_192) -> None:
+        self._order: deque[str] = deque()
+        self._seen: set[str] = set()
+        self._size = size
+
+    def first_time(self, frame: str | bytes) -> bool:
+        if (
+            not isinstance(frame, str)
+            or not frame.startswith(_FEED_PREFIXES)
+            or not frame.endswith("}")  # a truncated frame is garbage: report every one
+        ):
+            return True
+        if frame in self._seen:
+            return False
+        self._seen.add(frame)
+        self._order.append(frame)
+        if len(self._order) > self._size:
+            self._seen.discard(self._order.popleft())
+        return True
+
+
 class FeedConnection:
     """Connection `conn_id` of the redundant set; `run()` returns only when cancelled."""
 
@@ -66,12 +101,14 @@ class FeedConnection:
         ingest: IngestSettings,
         sink: FrameSink,
         metrics: IngestorMetrics,
+        recent: RecentFrames | None = None,
     ) -> None:
         self.conn_id = conn_id
         self._exchange = exchange
         self._ingest = ingest
         self._sink = sink
         self._metrics = metrics
+        self._recent = recent or RecentFrames()
         self._products = frozenset(exchange.products)
         self._label = str(conn_id)
         self.subscribed = False
@@ -128,7 +165,7 @@ class FeedConnection:
     async def _read(self, ws: ClientConnection, backoff: Backoff) -> str:
         timeout = self._ingest.heartbeat_timeout_s
         max_bytes = self._ingest.max_frame_bytes
-        sink, products = self._sink, self._products
+        sink, products, recent = self._sink, self._products, self._recent
         counters = _KindCounters(self._metrics, self._label)
         clock = asyncio.get_running_loop().time
         # One deadline for the whole session, pushed on by each heartbeat: entering a fresh
@@ -136,6 +173,11 @@ class FeedConnection:
         async with asyncio.timeout(timeout) as liveness:
             while True:
                 frame = await ws.recv()
+                if not recent.first_time(frame):
+                    counters.repeated()
+                    if _HEARTBEAT in frame[:20]:  # another socket's copy still proves life
+                        liveness.reschedule(clock() + timeout)
+                    continue
                 receive_ns = time.time_ns()
                 decoded = decode(frame, products, max_bytes)
                 counters.count(decoded)
@@ -159,6 +201,12 @@ class _KindCounters:
         self._family = metrics.messages_received
         self._label = label
         self._children: dict[str, Any] = {}
+
+    def repeated(self) -> None:
+        child = self._children.get("repeated")
+        if child is None:
+            child = self._children["repeated"] = self._family.labels(self._label, "repeated")
+        child.inc()
 
     def count(self, frame: FeedFrame) -> None:
         kind = frame_kind(frame)

@@ -21,7 +21,7 @@ import httpx
 from cryptopipeline.core import ensure_topics
 from cryptopipeline.core.ops import OpsServer
 from cryptopipeline.ingestor._backfill import BackfillError, TradeBackfiller
-from cryptopipeline.ingestor._connection import FeedConnection
+from cryptopipeline.ingestor._connection import FeedConnection, RecentFrames
 from cryptopipeline.ingestor._decode import (
     ControlFrame,
     Family,
@@ -178,8 +178,9 @@ class Ingestor:
             for key in self._keys
         }
         self._gap_signals = {key: asyncio.Event() for key in self._keys}
+        recent = RecentFrames()
         self._connections = [
-            FeedConnection(i, settings.exchange, settings.ingest, self, self.metrics)
+            FeedConnection(i, settings.exchange, settings.ingest, self, self.metrics, recent)
             for i in range(settings.exchange.connections)
         ]
         self._health.producing = True
