@@ -52,8 +52,30 @@ async def test_run_brings_the_pipeline_up_and_ctrl_c_stops_it(tmp_path: Path) ->
             assert await process.wait() == 0, rest
     finally:
         if process.returncode is None:
-            process.kill()
+            process.kill()  # its children follow it (parent-death signal)
     assert not await asyncio.to_thread(Path(f"/proc/{kafka_pid}").exists)
     for program in ("kafka", "coinbase-sim", "ingestor", "signaler"):
         assert f"stopped program={program}" in rest
     assert not await _ready(f"http://127.0.0.1:{sim_port}/products")
+
+
+async def test_killing_the_supervisor_takes_its_programs_with_it(tmp_path: Path) -> None:
+    sim_port, ops_port, signaler_port = (free_port() for _ in range(3))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cryptopipeline.cli", "run", "--home", str(tmp_path),
+        "--kafka-port", str(free_port()), "--sim-port", str(sim_port),
+        "--ingestor-ops-port", str(ops_port), "--signaler-ops-port", str(signaler_port),
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert process.stderr is not None
+    async with asyncio.timeout(120):
+        while b"local pipeline running" not in await process.stderr.readline():
+            pass
+    kafka_pid = int((tmp_path / "kafka" / "kafka.pid").read_text())
+    process.kill()  # SIGKILL: no chance to stop anything in order
+    await process.wait()
+    async with asyncio.timeout(30):
+        while await _ready(f"http://127.0.0.1:{sim_port}/products"):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+    # Kafka runs detached by design (`cryptopipeline kafka down` stops it); tidy up here
+    os.kill(kafka_pid, signal.SIGTERM)

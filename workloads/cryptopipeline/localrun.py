@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -18,6 +19,8 @@ from cryptopipeline.core import PipelineSettings, ensure_topics
 from cryptopipeline.localkafka import LocalKafka
 
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,14 @@ def plan_programs(options: LocalRunOptions) -> list[Program]:
     return programs
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it if the supervisor dies, even by SIGKILL (Linux),
+    so no program outlives the pipeline that started it."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 async def _wait_port(port: int, process: asyncio.subprocess.Process) -> None:
     while process.returncode is None:
         try:
@@ -177,6 +188,7 @@ async def run_local(options: LocalRunOptions, settings: PipelineSettings) -> int
                 *program.argv,
                 env={**os.environ, **child_env, **program.env},
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
             children.append((program.name, process))
             if program.ready_port is not None:
