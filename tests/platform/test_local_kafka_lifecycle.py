@@ -63,3 +63,18 @@ def test_port_in_use_is_refused_with_a_clear_error(tmp_path: Path) -> None:
         with pytest.raises(BrokerError, match=f"port 127.0.0.1:{port} is in use"):
             broker.start()
     assert broker.running_pid() is None
+
+
+def test_storage_formats_with_a_cluster_id_that_looks_like_an_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    # urlsafe base64 of these bytes starts with "-": argparse once took it for a flag
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(bytes=b"\xfb" + b"\x00" * 15))
+    broker = LocalKafka(home=tmp_path, port=free_port(), controller_port=free_port())
+    from cryptopipeline.localkafka._maven import classpath, fetch_kafka
+
+    broker.format_storage(classpath(fetch_kafka()))
+    meta = (broker.data_dir / "meta.properties").read_text()
+    assert "cluster.id=-" in meta

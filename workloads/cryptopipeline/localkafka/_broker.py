@@ -177,10 +177,12 @@ class LocalKafka:
         if (self.data_dir / "meta.properties").exists():
             return
         config = self._write_config()
+        # One id in 32 starts with "-": pass it as --cluster-id=ID, never as a separate
+        # argument, or the tool's argument parser takes it for an option.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         result = subprocess.run(
             [self._java(), *self._jvm_args(), "-cp", cp, "kafka.tools.StorageTool",
-             "format", "-t", cluster_id, "-c", str(config)],
+             "format", f"--cluster-id={cluster_id}", "-c", str(config)],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if result.returncode != 0:
