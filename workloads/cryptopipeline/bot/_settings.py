@@ -10,7 +10,7 @@ import orjson
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from cryptopipeline.core.settings import PipelineSettings
+from cryptopipeline.core.settings import ServiceSettings
 from cryptopipeline.trading import ProductIncrements, RiskLimits, Sizing
 
 COINBASE_API_URL = "https://api.coinbase.com"
@@ -95,7 +95,7 @@ class BotOpsSettings(BaseModel):
     kill_token: SecretStr | None = Field(default=None, description="POST /api/kill needs it")
 
 
-class BotSettings(PipelineSettings):
+class BotSettings(ServiceSettings):
     """Everything the bot reads at start (CRYPTOPIPELINE_BROKER__MODE=coinbase, ...)."""
 
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
@@ -104,8 +104,6 @@ class BotSettings(PipelineSettings):
     ops: BotOpsSettings = Field(default_factory=BotOpsSettings)
     consumer_group: str = "cryptopipeline-bot"
     poll_interval_s: float = Field(default=1.0, gt=0, description="open-order and retry polling")
-    log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
     test_pause_after_submit: bool = Field(
         default=False,
         description="TESTS ONLY: after the broker answers the first order, stop before logging "

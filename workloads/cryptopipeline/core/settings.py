@@ -8,7 +8,7 @@ use the `CRYPTOPIPELINE_` prefix and `__` for nesting, e.g.
 from __future__ import annotations
 
 import sys
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +56,13 @@ class PipelineSettings(BaseSettings):
             )
             for name in dict.fromkeys(self.topics.model_dump().values())
         ]
+
+
+class ServiceSettings(PipelineSettings):
+    """A long-running program's settings: the pipeline's, plus how it logs."""
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from cryptopipeline.core.settings import PipelineSettings
+from cryptopipeline.core.settings import ServiceSettings
 
 COINBASE_WS_URL = "wss://ws-feed.exchange.coinbase.com"
 COINBASE_REST_URL = "https://api.exchange.coinbase.com"
@@ -83,11 +83,9 @@ class OpsSettings(BaseModel):
     port: int = Field(default=9101, ge=0, le=65535)
 
 
-class IngestorSettings(PipelineSettings):
+class IngestorSettings(ServiceSettings):
     """Everything the ingestor reads at start (CRYPTOPIPELINE_EXCHANGE__PRODUCTS=BTC-USD,...)."""
 
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
-    log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode
 
-from cryptopipeline.core.settings import PipelineSettings
+from cryptopipeline.core.settings import ServiceSettings
 from cryptopipeline.strategies import StrategyConfig
 
 
@@ -60,7 +60,7 @@ class OpsSettings(BaseModel):
     port: int = Field(default=9102, ge=0, le=65535)
 
 
-class SignalerSettings(PipelineSettings):
+class SignalerSettings(ServiceSettings):
     candles: CandleSettings = Field(default_factory=CandleSettings)
     strategies: list[StrategyConfig] = Field(
         default_factory=_default_strategies,
@@ -68,5 +68,3 @@ class SignalerSettings(PipelineSettings):
     )
     signaler: SignalerOptions = Field(default_factory=SignalerOptions)
     ops: OpsSettings = Field(default_factory=OpsSettings)
-    log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
