@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import urllib.request
 from typing import Any
 
@@ -77,3 +81,26 @@ def test_peering_and_health_endpoint(cluster: Cluster, namespace: str, run_opera
 
         assert eventually(healthy)
     assert runner.exception is None, runner.output
+
+
+def test_console_script_runs_the_operator(
+    cluster: Cluster, namespace: str, operator_env: dict[str, str]
+) -> None:
+    """`cryptopipeline-operator` as its own process: converges, then stops on SIGTERM."""
+    port = free_port()
+    env = {**os.environ, **operator_env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cryptopipeline_operator.cli", "--standalone", "-n", namespace,
+         "--liveness", f"http://127.0.0.1:{port}/healthz"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        cluster.create_pipeline(namespace, example())
+        eventually(
+            lambda: len(cluster.apps.list_namespaced_deployment(namespace).items) == 3, within=60
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
