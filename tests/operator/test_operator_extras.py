@@ -104,3 +104,12 @@ def test_console_script_runs_the_operator(
         output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
+
+
+def test_operator_manifest_is_accepted(cluster: Cluster) -> None:
+    """k8s/operator.yaml passes the real API server's validation (server-side dry run)."""
+    for doc in docs(K8S / "operator.yaml"):
+        if doc["kind"] == "Deployment":
+            cluster.apps.create_namespaced_deployment("cryptopipeline-system", doc, dry_run="All")
+        else:
+            cluster.core.create_namespaced_service("cryptopipeline-system", doc, dry_run="All")
