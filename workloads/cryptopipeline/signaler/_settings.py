@@ -53,6 +53,9 @@ class SignalerOptions(BaseModel):
     max_batch_records: int = Field(default=1_000, ge=1)
     batch_wait_ms: int = Field(default=20, ge=0)
     start_from: Literal["earliest", "latest"] = "earliest"
+    checkpoint_interval_ms: int = Field(
+        default=1_000, ge=0, description="how often a batch without signals is checkpointed"
+    )
 
 
 class OpsSettings(BaseModel):
