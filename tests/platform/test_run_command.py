@@ -25,11 +25,12 @@ async def _ready(url: str) -> bool:
 
 
 async def test_run_brings_the_pipeline_up_and_ctrl_c_stops_it(tmp_path: Path) -> None:
-    kafka_port, sim_port, ops_port, signaler_port = (free_port() for _ in range(4))
+    kafka_port, sim_port, ops_port, signaler_port, bot_port = (free_port() for _ in range(5))
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cryptopipeline.cli", "run", "--home", str(tmp_path),
         "--kafka-port", str(kafka_port), "--sim-port", str(sim_port),
         "--ingestor-ops-port", str(ops_port), "--signaler-ops-port", str(signaler_port),
+        "--bot-ops-port", str(bot_port),
         stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     assert process.stderr is not None
@@ -40,7 +41,7 @@ async def test_run_brings_the_pipeline_up_and_ctrl_c_stops_it(tmp_path: Path) ->
                 line = (await process.stderr.readline()).decode()
                 assert line, "run exited early:\n" + "".join(log)
                 log.append(line)
-            for port in (ops_port, signaler_port):
+            for port in (ops_port, signaler_port, bot_port):
                 while not await _ready(f"http://127.0.0.1:{port}/readyz"):  # noqa: ASYNC110
                     await asyncio.sleep(0.2)  # readiness is polled, as the kubelet does
         assert await _ready(f"http://127.0.0.1:{sim_port}/products")
@@ -54,17 +55,18 @@ async def test_run_brings_the_pipeline_up_and_ctrl_c_stops_it(tmp_path: Path) ->
         if process.returncode is None:
             process.kill()  # its children follow it (parent-death signal)
     assert not await asyncio.to_thread(Path(f"/proc/{kafka_pid}").exists)
-    for program in ("kafka", "coinbase-sim", "ingestor", "signaler"):
+    for program in ("kafka", "coinbase-sim", "ingestor", "signaler", "bot"):
         assert f"stopped program={program}" in rest
     assert not await _ready(f"http://127.0.0.1:{sim_port}/products")
 
 
 async def test_killing_the_supervisor_takes_its_programs_with_it(tmp_path: Path) -> None:
-    sim_port, ops_port, signaler_port = (free_port() for _ in range(3))
+    sim_port, ops_port, signaler_port, bot_port = (free_port() for _ in range(4))
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cryptopipeline.cli", "run", "--home", str(tmp_path),
         "--kafka-port", str(free_port()), "--sim-port", str(sim_port),
         "--ingestor-ops-port", str(ops_port), "--signaler-ops-port", str(signaler_port),
+        "--bot-ops-port", str(bot_port),
         stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     assert process.stderr is not None

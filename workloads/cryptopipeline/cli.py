@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--ingestor-ops-port", type=int, default=9101)
     run.add_argument("--signaler-ops-port", type=int, default=9102)
+    run.add_argument("--bot-ops-port", type=int, default=9103)
 
     kafka = commands.add_parser("kafka", help="the local single-node Kafka broker")
     kafka.add_argument("action", choices=["fetch", "up", "down", "status", "wipe"])
@@ -113,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             products=[p.strip() for p in args.products.split(",") if p.strip()],
             ingestor_ops_port=args.ingestor_ops_port,
             signaler_ops_port=args.signaler_ops_port,
+            bot_ops_port=args.bot_ops_port,
         )
         return asyncio.run(run_local(options, settings))
     except ValidationError as exc:

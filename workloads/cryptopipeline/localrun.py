@@ -44,6 +44,7 @@ class LocalRunOptions:
     products: Sequence[str] = ("BTC-USD",)
     ingestor_ops_port: int = 9101
     signaler_ops_port: int = 9102
+    bot_ops_port: int = 9103
 
 
 def _python_program(name: str, module: str, args: Sequence[str], **kw: object) -> Program:
@@ -107,12 +108,12 @@ def plan_programs(options: LocalRunOptions) -> list[Program]:
             "bot",
             "cryptopipeline.bot.cli",
             [],
-            ready_port=9103,
+            ready_port=options.bot_ops_port,
             env={
                 "CRYPTOPIPELINE_BROKER__MODE": "paper",
                 "CRYPTOPIPELINE_TRADING__PRODUCTS": products,
                 "CRYPTOPIPELINE_OPS__HOST": "127.0.0.1",
-                "CRYPTOPIPELINE_OPS__PORT": "9103",
+                "CRYPTOPIPELINE_OPS__PORT": str(options.bot_ops_port),
                 "CRYPTOPIPELINE_LOG_FORMAT": "text",
             },
         )
