@@ -6,7 +6,8 @@ PYTEST_ARGS ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast bench lint format run kafka-up kafka-down kafka-status clean
+.PHONY: help install test test-fast bench lint format run kafka-up kafka-down kafka-status clean \
+	chart-tools chart-crds helm-lint chart-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +50,23 @@ kafka-down: install  ## stop the local Kafka broker
 
 kafka-status: install
 	$(BIN)/cryptopipeline kafka status
+
+chart-tools:  ## Helm (built with Go, cached) and promtool/prometheus (Debian's package)
+	$(PYTHON) charts/tools.py
+
+chart-crds:  ## copy the CRDs from k8s/ into the chart (after a CRD change)
+	$(PYTHON) charts/sync_crds.py
+
+helm-lint: chart-tools  ## helm lint + template of the chart with every ci/ value set
+	@helm=$$($(PYTHON) charts/tools.py --check | sed -n 's/^helm: //p'); \
+	for f in "" charts/cryptopipeline/ci/*.yaml; do \
+	  echo "== $${f:-default values}"; \
+	  $$helm lint --strict charts/cryptopipeline --kube-version 1.36.3 $${f:+-f $$f} || exit 1; \
+	  $$helm template cp charts/cryptopipeline --kube-version 1.36.3 $${f:+-f $$f} >/dev/null || exit 1; \
+	done
+
+chart-test: install chart-tools  ## the chart, packaging and observability tests
+	$(BIN)/pytest tests/chart tests/observability $(PYTEST_ARGS)
 
 clean:  ## remove the working area (stop Kafka first) and caches
 	-$(BIN)/cryptopipeline kafka down
