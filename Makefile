@@ -54,8 +54,8 @@ kafka-status: install
 chart-tools:  ## Helm (built with Go, cached) and promtool/prometheus (Debian's package)
 	$(PYTHON) charts/tools.py
 
-chart-crds:  ## copy the CRDs from k8s/ into the chart (after a CRD change)
-	$(PYTHON) charts/sync_crds.py
+chart-crds: install  ## copy the CRDs from k8s/ into the chart (after a CRD change)
+	$(BIN)/python charts/sync_crds.py
 
 helm-lint: chart-tools  ## helm lint + template of the chart with every ci/ value set
 	@helm=$$($(PYTHON) charts/tools.py --check | sed -n 's/^helm: //p'); \
