@@ -1,8 +1,10 @@
-"""The README's run command: Kafka, the simulator and the ingestor up; Ctrl-C stops all."""
+"""The README's run command: the whole local pipeline up, candles, signals and paper orders
+flowing within three minutes, `cryptopipeline status` reporting it; Ctrl-C stops it all."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -10,10 +12,24 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from cryptopipeline.localkafka._broker import free_port
 
 pytestmark = pytest.mark.kafka
+
+
+async def _first_record(bootstrap: str, topic: str) -> bytes:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None,
+        isolation_level="read_committed",
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        record = await consumer.getone()
+    finally:
+        await consumer.stop()
+    return bytes(record.value or b"")
 
 
 async def _ready(url: str) -> bool:
@@ -46,6 +62,33 @@ async def test_run_brings_the_pipeline_up_and_ctrl_c_stops_it(tmp_path: Path) ->
                     await asyncio.sleep(0.2)  # readiness is polled, as the kubelet does
         assert await _ready(f"http://127.0.0.1:{sim_port}/products")
         kafka_pid = int((tmp_path / "kafka" / "kafka.pid").read_text())
+
+        # within three minutes: candles close, signals and paper orders flow
+        bootstrap = f"127.0.0.1:{kafka_port}"
+        async with asyncio.timeout(180):
+            signal_record = await _first_record(bootstrap, "btc_usd_trade_signals")
+            order_record = await _first_record(bootstrap, "btc_usd_orders")
+            async with httpx.AsyncClient() as client:
+                while True:
+                    portfolio = (
+                        await client.get(f"http://127.0.0.1:{bot_port}/api/portfolio")
+                    ).json()
+                    if portfolio["cash"] != portfolio["starting_cash"]:
+                        break  # a paper order filled
+                    await asyncio.sleep(0.5)
+                metrics = (await client.get(f"http://127.0.0.1:{signaler_port}/metrics")).text
+        assert json.loads(signal_record)["action"] in ("BUY", "SELL")
+        assert json.loads(order_record)["client_order_id"]
+        assert "cryptopipeline_signaler_candles_closed_total{" in metrics
+
+        status = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cryptopipeline.cli", "status", "--interval", "0.5",
+            "--ingestor-port", str(ops_port), "--signaler-port", str(signaler_port),
+            "--bot-port", str(bot_port), stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        report = (await status.communicate())[0].decode()
+        assert status.returncode == 0, report
+        assert report.count("ready") == 3 and "signals/s" in report
 
         process.send_signal(signal.SIGINT)  # Ctrl-C
         async with asyncio.timeout(90):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from cryptopipeline import indicators_cli
+from cryptopipeline import indicators_cli, watch_cli
 from cryptopipeline.core import PipelineSettings, configure_logging, ensure_topics
 from cryptopipeline.ksql import cli as ksql_cli
 from cryptopipeline.localkafka import BrokerError, LocalKafka, fetch_kafka
@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ingestor-ops-port", type=int, default=9101)
     run.add_argument("--signaler-ops-port", type=int, default=9102)
     run.add_argument("--bot-ops-port", type=int, default=9103)
+    run.add_argument(
+        "--candle-seconds", type=int, default=5, help="candle interval of the local signaler"
+    )
 
     kafka = commands.add_parser("kafka", help="the local single-node Kafka broker")
     kafka.add_argument("action", choices=["fetch", "up", "down", "status", "wipe"])
@@ -54,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     kafka.add_argument("--port", type=int, default=9092)
     kafka.add_argument("--controller-port", type=int, help="default: --port + 1")
     kafka.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for ready")
+
+    watch_cli.add_parsers(commands)
 
     topics = commands.add_parser("topics", help="create the pipeline's topics (idempotent)")
     topics.add_argument("action", choices=["create"])
@@ -98,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = PipelineSettings()
         if args.command == "kafka":
             return _kafka(args)
+        if args.command in ("status", "tail"):
+            return watch_cli.run(args, settings)
         if args.command == "topics":
             if args.bootstrap_servers:
                 settings.kafka.bootstrap_servers = args.bootstrap_servers
@@ -115,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ingestor_ops_port=args.ingestor_ops_port,
             signaler_ops_port=args.signaler_ops_port,
             bot_ops_port=args.bot_ops_port,
+            candle_seconds=args.candle_seconds,
         )
         return asyncio.run(run_local(options, settings))
     except ValidationError as exc:

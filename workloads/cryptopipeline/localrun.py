@@ -9,8 +9,11 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
+import socket
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,8 @@ class Program:
     argv: Sequence[str]
     ready_port: int | None = None  # the program is ready once this 127.0.0.1 port accepts
     env: dict[str, str] = field(default_factory=dict)
+    endpoint: str = ""  # where a person looks at it (printed once everything runs)
+    port_flag: str = ""  # the flag that moves it, named when its port is taken
 
 
 @dataclass
@@ -45,6 +50,7 @@ class LocalRunOptions:
     ingestor_ops_port: int = 9101
     signaler_ops_port: int = 9102
     bot_ops_port: int = 9103
+    candle_seconds: int = 5
 
 
 def _python_program(name: str, module: str, args: Sequence[str], **kw: object) -> Program:
@@ -74,6 +80,8 @@ def plan_programs(options: LocalRunOptions) -> list[Program]:
                     *options.sim_args,
                 ],
                 ready_port=options.sim_port,
+                endpoint=f"ws://{sim}/ (REST http://{sim}/)",
+                port_flag="--sim-port",
             )
         )
         ingestor_env |= {
@@ -87,6 +95,8 @@ def plan_programs(options: LocalRunOptions) -> list[Program]:
             [],
             ready_port=options.ingestor_ops_port,
             env=ingestor_env,
+            endpoint=f"http://127.0.0.1:{options.ingestor_ops_port}/metrics (/readyz)",
+            port_flag="--ingestor-ops-port",
         )
     )
     programs.append(
@@ -100,7 +110,12 @@ def plan_programs(options: LocalRunOptions) -> list[Program]:
                 "CRYPTOPIPELINE_OPS__PORT": str(options.signaler_ops_port),
                 "CRYPTOPIPELINE_LOG_FORMAT": "text",
                 "CRYPTOPIPELINE_SIGNALER__START_FROM": "latest",
+                # Short candles and periods: signals within a couple of minutes locally.
+                "CRYPTOPIPELINE_CANDLES__INTERVALS_S": str(options.candle_seconds),
+                "CRYPTOPIPELINE_STRATEGIES": _LOCAL_STRATEGIES,
             },
+            endpoint=f"http://127.0.0.1:{options.signaler_ops_port}/metrics (/readyz)",
+            port_flag="--signaler-ops-port",
         )
     )
     programs.append(
@@ -116,9 +131,50 @@ def plan_programs(options: LocalRunOptions) -> list[Program]:
                 "CRYPTOPIPELINE_OPS__PORT": str(options.bot_ops_port),
                 "CRYPTOPIPELINE_LOG_FORMAT": "text",
             },
+            endpoint=f"http://127.0.0.1:{options.bot_ops_port}/metrics (/api/portfolio)",
+            port_flag="--bot-ops-port",
         )
     )
     return programs
+
+
+_LOCAL_STRATEGIES = (
+    '[{"name":"sma_crossover","parameters":{"fast":3,"slow":8}},'
+    '{"name":"ema_crossover","parameters":{"fast":3,"slow":8}},'
+    '{"name":"rsi_threshold","parameters":{"period":5}},'
+    '{"name":"macd_cross","parameters":{"fast":3,"slow":8,"signal":3}},'
+    '{"name":"bollinger_breakout","parameters":{"period":10}}]'
+)
+
+
+def preflight(options: LocalRunOptions, programs: list[Program]) -> None:
+    """Fail before starting anything, with the flag to change, when a port is taken or Java
+    is missing: half a pipeline is worse than none."""
+    wanted: list[tuple[int, str]] = []
+    if options.bootstrap_servers is None:
+        if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+            raise RuntimeError("Java 17+ is needed to run Kafka here (or pass --bootstrap-servers)")
+        wanted += [(options.kafka_port, "Kafka (--kafka-port)"),
+                   (options.kafka_port + 1, "Kafka's controller (--kafka-port + 1)")]  # fmt: skip
+    wanted += [(p.ready_port, f"{p.name} ({p.port_flag})") for p in programs if p.ready_port]
+    for port, what in wanted:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise RuntimeError(f"port 127.0.0.1:{port} for {what} is in use") from None
+
+
+def _summary(bootstrap: str, programs: list[Program]) -> str:
+    lines = ["", "CryptoPipeline is running locally (Ctrl-C stops everything):",
+             f"  {'kafka':<13} {bootstrap}"]  # fmt: skip
+    lines += [f"  {p.name:<13} {p.endpoint}" for p in programs]
+    lines += [
+        "  watch it:     cryptopipeline status | cryptopipeline tail btc_usd_trade_signals",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _die_with_parent() -> None:
@@ -169,12 +225,16 @@ async def run_local(options: LocalRunOptions, settings: PipelineSettings) -> int
     kafka: LocalKafka | None = None
     children: list[tuple[str, asyncio.subprocess.Process]] = []
     exit_code = 0
+    programs = plan_programs(options)
+    preflight(options, programs)
+    started = time.monotonic()
     try:
         if options.bootstrap_servers is None:
             kafka = LocalKafka(home=options.home / "kafka", port=options.kafka_port)
             log.info("starting Kafka", extra={"bootstrap_servers": kafka.bootstrap_servers})
             await asyncio.to_thread(kafka.start)
             await kafka.wait_ready()
+            log.info("Kafka ready", extra={"seconds": round(time.monotonic() - started, 1)})
             bootstrap = kafka.bootstrap_servers
         else:
             bootstrap = options.bootstrap_servers
@@ -183,7 +243,7 @@ async def run_local(options: LocalRunOptions, settings: PipelineSettings) -> int
         )
         await ensure_topics(settings.kafka, settings.topic_specs())
         child_env = {"CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
-        for program in plan_programs(options):
+        for program in programs:
             # Own session: a terminal's Ctrl-C reaches only us, and we stop them in order.
             process = await asyncio.create_subprocess_exec(
                 *program.argv,
@@ -200,6 +260,7 @@ async def run_local(options: LocalRunOptions, settings: PipelineSettings) -> int
             "local pipeline running; Ctrl-C stops it",
             extra={"bootstrap_servers": bootstrap, "exchange": options.exchange},
         )
+        print(_summary(bootstrap, programs), flush=True)
         waits = [asyncio.ensure_future(process.wait()) for _, process in children]
         stopper = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait([stopper, *waits], return_when=asyncio.FIRST_COMPLETED)
