@@ -129,7 +129,7 @@ class Scrape:
 
     at: float
     trades: float  # records_published{kind="trade"}, all products
-    received: float  # messages_received{type="ticker"}, all connections
+    received: float  # messages_received{type="ticker" or "repeated"}, all connections
     duplicates: float
     rss_mb: float
     cpu_s: float  # the ingestor's user + system CPU time so far
@@ -181,8 +181,12 @@ class IngestorProcess:
                 elif kind == "heartbeat":
                     totals["heartbeats"] += value
             elif name == "cryptopipeline_ingestor_messages_received_total":
-                if labels.get("type") == "ticker":
+                # "repeated": the other socket's copy, dropped before decoding (almost all
+                # tickers; a heartbeat copy a second is noise at these rates)
+                if labels.get("type") in ("ticker", "repeated"):
                     totals["received"] += value
+                if labels.get("type") == "repeated":
+                    totals["duplicates"] += value
             elif name == "cryptopipeline_ingestor_duplicates_dropped_total":
                 totals["duplicates"] += value
         return totals
