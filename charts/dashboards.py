@@ -20,8 +20,8 @@ from typing import Any
 
 OUT = Path(__file__).resolve().parent / "cryptopipeline" / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
-# every query filters on these; "All" is ".*", which also matches a missing label, so the
-# dashboards work before the scrape adds `pipeline` (docs/observability.md, shared labels)
+# every query filters on these; every program labels its samples with `pipeline`
+# (cryptopipeline.core.metrics); "All" is ".*", which also matches a missing label
 F = 'namespace=~"$namespace", pipeline=~"$pipeline"'
 RI = "$__rate_interval"
 
@@ -272,18 +272,27 @@ def bot() -> dict[str, Any]:
         stat("Equity", "currencyUSD", f"sum({m}_equity{{{F}}})"),
         stat("Net PnL", "currencyUSD", f'sum({m}_pnl{{{F}, kind="net"}})'),
         stat("Open orders", "short", f"sum({m}_open_orders{{{F}}})"),
+        stat("Daily loss of its limit", "percentunit",
+             f"max({m}_daily_loss{{{F}}} / {m}_daily_loss_limit{{{F}}})",
+             desc="Loss since the daily reset hour over maxDailyLoss; at 100% orders are rejected.",
+             steps=[{"color": "green", "value": None}, {"color": "orange", "value": 0.5},
+                    {"color": "red", "value": 1}]),
         timeseries("Signals consumed", "short",
                    (f"sum by (result) (increase({m}_signals_total{{{F}}}[5m]))", "{{result}}")),
         timeseries("Order events", "short",
                    (f"sum by (event) (increase({m}_order_events_total{{{F}}}[5m]))", "{{event}}")),
         timeseries("Rejections", "short",
-                   (f"sum by (reason) (increase({m}_rejections_total{{{F}}}[5m]))", "{{reason}}"),
+                   (f"sum by (product, reason) (increase({m}_rejections_total{{{F}}}[5m]))", "{{product}} {{reason}}"),
                    desc="Orders stopped by risk, sizing or the broker, by reason."),
         timeseries("Broker errors", "short",
                    (f"sum by (kind) (increase({m}_broker_errors_total{{{F}}}[5m]))", "{{kind}}")),
         timeseries("PnL", "currencyUSD", (f"sum by (kind) ({m}_pnl{{{F}}})", "{{kind}}")),
         timeseries("Equity and cash", "currencyUSD",
                    (f"sum({m}_equity{{{F}}})", "equity"), (f"sum({m}_cash{{{F}}})", "cash")),
+        timeseries("Daily loss and its limit", "currencyUSD",
+                   (f"sum by (pipeline) ({m}_daily_loss{{{F}}})", "{{pipeline}} loss"),
+                   (f"sum by (pipeline) ({m}_daily_loss_limit{{{F}}})", "{{pipeline}} limit"),
+                   desc="Realized + unrealized, net of fees, since the daily reset hour."),
         timeseries("Position", "short",
                    (f"sum by (product) ({m}_position{{{F}}})", "{{product}}")),
         timeseries("Signal to broker acknowledgement", "s",

@@ -83,6 +83,7 @@ def _common_config(pipeline: Pipeline, workload: Workload) -> dict[str, str]:
     spec = pipeline.spec
     topics = spec.kafka.topics
     return {
+        "CRYPTOPIPELINE_PIPELINE_NAME": pipeline.name,  # the `pipeline` label of its metrics
         "CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS": spec.kafka.bootstrap,
         "CRYPTOPIPELINE_KAFKA__CLIENT_ID": f"{pipeline.name}-{workload}",
         "CRYPTOPIPELINE_TOPICS__RAW": topics.names.raw,

@@ -87,7 +87,7 @@ async def converge(
     reconciler: Reconciler = memo.reconciler
     async with _lock(memo):
         outcome = await reconciler.converge(body, full=True)
-    _metrics.reconciled(outcome)
+    _metrics.reconciled(body.metadata.name or "", outcome)
     if outcome.retry is not None:
         delay = reconciler.settings.backoff(retry)
         logger.warning("not converged, retrying in %.0fs: %s", delay, outcome.retry)
@@ -118,9 +118,9 @@ async def correct_drift(
             try:
                 async with _lock(memo):
                     outcome = await reconciler.converge(body, full=False)
-                _metrics.reconciled(outcome, drift=True)
+                _metrics.reconciled(body.metadata.name or "", outcome, drift=True)
             except Exception as exc:  # keep watching; the next round retries
-                _metrics.failed()
+                _metrics.failed(body.metadata.name or "")
                 logger.warning("drift check failed: %s", exc)
     finally:
         wakeups.pop(uid, None)

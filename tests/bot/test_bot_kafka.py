@@ -124,7 +124,7 @@ async def test_paper_bot_end_to_end_recovery_and_kill_switch(kafka_settings: Kaf
             killed = await http.post("/api/kill", headers={"Authorization": "Bearer let-me-kill"})
             assert killed.status_code == 200
             metrics = (await http.get("/metrics")).text
-            assert "cryptopipeline_bot_kill_switch 1.0" in metrics
+            assert 'cryptopipeline_bot_kill_switch{pipeline="local",workload="bot"} 1.0' in metrics
         late = signal(3)
         await produce(kafka_settings, names.trade_signals, [encoded(late)])
         late_id = client_order_id_for(late.signal_id)

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "cryptopipeline"
 RULES = CHART / "rules" / "cryptopipeline.rules.yaml"
 METRIC = re.compile(r"\bcryptopipeline_[a-z_]+\b")
+PIPELINE = "local"
 
 
 def dashboards() -> dict[str, dict[str, Any]]:
@@ -56,9 +57,9 @@ class Workloads:
     """The four metric registries of the project, as each program builds them."""
 
     def __init__(self) -> None:
-        self.ingestor = IngestorMetrics()
-        self.signaler = SignalerMetrics()
-        self.bot = BotMetrics()
+        self.ingestor = IngestorMetrics(pipeline=PIPELINE)
+        self.signaler = SignalerMetrics(pipeline=PIPELINE)
+        self.bot = BotMetrics(pipeline=PIPELINE)
         self.operator: CollectorRegistry = operator_metrics.REGISTRY
         self.lag = 2000.0
         self.tick(first=True)
@@ -78,6 +79,7 @@ class Workloads:
             i.records_published.labels("BTC-USD", "heartbeat").inc(100)
             i.buffer_capacity.set(10000)
             b.killed.set(1)
+            b.daily_loss_limit.set(100)
             for kind, value in (("realized", -80), ("unrealized", -30), ("fees", 5), ("net", -115)):
                 b.pnl.labels(kind).set(value)
         for conn in ("a", "b"):
@@ -88,7 +90,7 @@ class Workloads:
         i.gaps.labels("BTC-USD").inc()
         i.trades_backfilled.labels("BTC-USD").inc(3)
         i.trades_unfilled.labels("BTC-USD").inc()
-        i.dead_letters.labels("malformed").inc()
+        i.dead_letters.labels("BTC-USD", "invalid_field").inc()
         i.exchange_errors.inc()
         i.kafka_failures.inc()
         i.buffered_records.set(1200)
@@ -97,21 +99,22 @@ class Workloads:
         s.records.labels("ticker").inc()
         s.signals.labels("BTC-USD", "sma_crossover", "BUY").inc()
         s.candles.labels("BTC-USD", "60").inc()
-        s.late_trades.inc()
+        s.late_trades.labels("BTC-USD").inc()
         s.dead_letters.labels("invalid_json").inc()
         s.transactions.labels("committed").inc()
         s.transactions.labels("aborted").inc()
         self.lag += 50
         s.lag.labels("0").set(self.lag)
         s.latency.observe(0.02)
-        b.signals.labels("accepted").inc()
-        b.order_events.labels(OrderEventType.FILLED.value).inc()
-        b.rejections.labels(RejectReason.MAX_DAILY_LOSS.value).inc()
+        b.signals.labels("BTC-USD", "accepted").inc()
+        b.order_events.labels("BTC-USD", OrderEventType.FILLED.value).inc()
+        b.rejections.labels("BTC-USD", RejectReason.MAX_DAILY_LOSS.value).inc()
         b.broker_errors.labels("timeout").inc()
         b.position.labels("BTC-USD").set(0.01)
         b.equity.set(9885)
         b.cash.set(9200)
         b.open_orders.set(2)
-        b.signal_to_ack.observe(0.003)
-        operator_metrics.RECONCILES.labels("change", "retry").inc()
-        operator_metrics.FAILURES.inc()
+        b.daily_loss.set(115)
+        b.signal_to_ack.labels("BTC-USD").observe(0.003)
+        operator_metrics.RECONCILES.labels(PIPELINE, "change", "retry").inc()
+        operator_metrics.FAILURES.labels(PIPELINE).inc()

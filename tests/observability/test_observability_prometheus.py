@@ -6,8 +6,8 @@ BotMetrics, the operator's REGISTRY), served by prometheus_client on its own por
 driven into a troubled state (see obs_support.Workloads), so that:
 - every query of every dashboard returns data (no misspelt metric or label), and
 - every alert's condition holds: Prometheus reports each alert pending or firing.
-The scrape adds `pipeline` and `workload` target labels, as the ServiceMonitors should
-(docs/observability.md, shared labels).
+The scrape adds no label of its own: `pipeline` and `workload` come from the registries
+(cryptopipeline.core.metrics), as they do on Kubernetes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from obs_support import RULES, Workloads, alert_rules, dashboard_queries
+from obs_support import PIPELINE, RULES, Workloads, alert_rules, dashboard_queries
 from prometheus_client import start_http_server
 
 from cryptopipeline.localkafka._broker import free_port
@@ -75,12 +75,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         jobs.append(
             {
                 "job_name": name,
-                "static_configs": [
-                    {
-                        "targets": [f"127.0.0.1:{port}"],
-                        "labels": {"pipeline": "local", "workload": name},
-                    }
-                ],
+                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
             }
         )
     stop = threading.Event()
@@ -138,9 +133,13 @@ def test_every_dashboard_query_returns_data(
 
 
 def test_shared_labels_reach_every_series(prometheus: Prometheus) -> None:
-    """pipeline and workload are on every series (from the scrape), product where it is."""
-    unlabelled = prometheus.query('{__name__=~"cryptopipeline_.+", pipeline=""}')
-    assert not unlabelled
+    """pipeline and workload are on every series, as the programs expose them."""
+    series = prometheus.query('{__name__=~"cryptopipeline_.+"}')
+    assert series
+    for s in series:
+        labels = s["metric"]
+        assert labels.get("pipeline") == PIPELINE, labels
+        assert labels.get("workload") == labels["job"], labels
 
 
 def test_every_alert_condition_holds_in_prometheus(prometheus: Prometheus) -> None:

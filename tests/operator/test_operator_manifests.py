@@ -90,6 +90,11 @@ def test_ops_ports_and_commands_per_workload() -> None:
         assert container["command"] == [f"cryptopipeline-{workload}"]
         assert container["ports"][0]["containerPort"] == port
         assert workload_config(example(), workload)["CRYPTOPIPELINE_OPS__PORT"] == str(port)
+        # the `pipeline` label of the workload's metrics: the resource's name, from the
+        # ConfigMap the Deployment reads its environment from
+        config = workload_config(pipeline(name="eth-eu"), workload)
+        assert config["CRYPTOPIPELINE_PIPELINE_NAME"] == "eth-eu"
+        assert {"configMapRef": {"name": f"btc-{workload}"}} in container["envFrom"]
         svc = service(example(), workload)
         assert svc["spec"]["ports"] == [
             {"name": "metrics", "port": port, "targetPort": "ops", "protocol": "TCP"}

@@ -1,26 +1,32 @@
-"""The bot's Prometheus metrics, in their own registry. No label ever holds a secret."""
+"""The bot's Prometheus metrics, in their own registry; every sample also carries
+`pipeline` and `workload="bot"` (core.metrics). No label ever holds a secret.
+
+`product` is on what concerns one product; an unreadable signal has `product=""`."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+from cryptopipeline.core.metrics import WorkloadRegistry
 
 _PREFIX = "cryptopipeline_bot"
 
 
 class BotMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
+    def __init__(self, *, pipeline: str) -> None:
+        self.registry = r = WorkloadRegistry(workload="bot", pipeline=pipeline)
         self.signals = Counter(
-            f"{_PREFIX}_signals", "Signals consumed, by result.", ["result"], registry=r
-        )
+            f"{_PREFIX}_signals", "Signals consumed, by product and result.",
+            ["product", "result"], registry=r,
+        )  # fmt: skip
         self.order_events = Counter(
-            f"{_PREFIX}_order_events", "Order lifecycle events logged, by event (outcome).",
-            ["event"], registry=r,
+            f"{_PREFIX}_order_events", "Order lifecycle events logged, by product and event.",
+            ["product", "event"], registry=r,
         )  # fmt: skip
         self.rejections = Counter(
-            f"{_PREFIX}_rejections", "Orders rejected, by reason.", ["reason"], registry=r
-        )
+            f"{_PREFIX}_rejections", "Orders rejected, by product and reason.",
+            ["product", "reason"], registry=r,
+        )  # fmt: skip
         self.broker_errors = Counter(
             f"{_PREFIX}_broker_errors", "Broker calls that failed, by kind.", ["kind"], registry=r
         )
@@ -35,8 +41,18 @@ class BotMetrics:
         )  # fmt: skip
         self.open_orders = Gauge(f"{_PREFIX}_open_orders", "Orders not final.", registry=r)
         self.killed = Gauge(f"{_PREFIX}_kill_switch", "1 once the kill switch tripped.", registry=r)
+        self.daily_loss = Gauge(
+            f"{_PREFIX}_daily_loss",
+            "Loss since the daily reset hour (realized + unrealized, net of fees; < 0 is a gain).",
+            registry=r,
+        )  # fmt: skip
+        self.daily_loss_limit = Gauge(
+            f"{_PREFIX}_daily_loss_limit", "The daily loss at which orders are rejected.",
+            registry=r,
+        )  # fmt: skip
         self.signal_to_ack = Histogram(
             f"{_PREFIX}_signal_to_ack_seconds", "Signal received to broker acknowledgement.",
+            ["product"],
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
             registry=r,
         )  # fmt: skip

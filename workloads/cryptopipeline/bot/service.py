@@ -96,7 +96,7 @@ class Bot:
     ) -> None:
         self.settings = settings
         self.broker = broker or build_broker(settings)
-        self.metrics = metrics or BotMetrics()
+        self.metrics = metrics or BotMetrics(pipeline=settings.pipeline_name)
         self.order_log = order_log or OrderLog(settings.kafka, settings.topics.orders)
         self.clock = clock
         self.blotter = Blotter(settings.trading.starting_cash)
@@ -295,7 +295,7 @@ class Bot:
             try:
                 signal = TradeSignal.model_validate_json(record.value or b"")
             except ValidationError as exc:
-                self.metrics.signals.labels("invalid").inc()
+                self.metrics.signals.labels("", "invalid").inc()
                 log.error("unreadable trade signal skipped", extra={
                     "partition": record.partition, "offset": record.offset,
                     "error": str(exc)[:300]})  # fmt: skip
@@ -310,9 +310,9 @@ class Bot:
         coid = client_order_id_for(signal.signal_id)
         known = self.blotter.orders.get(coid)
         if known is not None and known.state is not OrderEventType.RECEIVED:
-            self.metrics.signals.labels("duplicate").inc()
+            self.metrics.signals.labels(signal.product_id, "duplicate").inc()
             return
-        self.metrics.signals.labels("accepted").inc()
+        self.metrics.signals.labels(signal.product_id, "accepted").inc()
         side = OrderSide.BUY if signal.action is Action.BUY else OrderSide.SELL
         product = signal.product_id
         book = self.books.get(product)
@@ -324,7 +324,7 @@ class Bot:
         decision = self.decide(signal, side, price)
         if isinstance(decision, tuple):
             reason, detail = decision
-            self.metrics.rejections.labels(reason).inc()
+            self.metrics.rejections.labels(product, reason).inc()
             log.info("order rejected", extra={"client_order_id": coid, "signal_id":
                      signal.signal_id, "reason": reason, "detail": detail})  # fmt: skip
             await self._log(base, OrderEventType.REJECTED, reason=reason, detail=detail)
@@ -351,7 +351,9 @@ class Bot:
             log.error("broker unavailable; the order will be looked up, not resent",
                       extra={"client_order_id": coid, "error": str(exc)})  # fmt: skip
             return
-        self.metrics.signal_to_ack.observe(time.perf_counter() - received)
+        self.metrics.signal_to_ack.labels(decision.product_id).observe(
+            time.perf_counter() - received
+        )
         if self.settings.test_pause_after_submit and not self._paused_once:
             self._paused_once = True
             print("TEST HOOK: paused after submit, before logging the outcome", flush=True)
@@ -412,7 +414,7 @@ class Bot:
             await self._log(request, terminal, exchange_id=update.exchange_order_id,
                             reason=update.reason, detail=update.detail, durable=False)  # fmt: skip
             if terminal is OrderEventType.REJECTED and update.reason:
-                self.metrics.rejections.labels(update.reason).inc()
+                self.metrics.rejections.labels(request.product_id, update.reason).inc()
         await self._flush(request)
         self._update_gauges()
 
@@ -448,7 +450,7 @@ class Bot:
             detail=detail[:500] if detail else None,
         )
         self.blotter.apply(event)
-        self.metrics.order_events.labels(event_type.value).inc()
+        self.metrics.order_events.labels(request.product_id, event_type.value).inc()
         await self.order_log.write(event, durable=durable)
 
     def _update_gauges(self) -> None:
@@ -463,6 +465,8 @@ class Bot:
         m.pnl.labels("fees").set(float(portfolio.fees))
         m.pnl.labels("net").set(float(portfolio.net_pnl))
         m.open_orders.set(len(self.blotter.open_orders()))
+        m.daily_loss.set(float(self.risk.daily_loss(self.clock(), portfolio.equity)))
+        m.daily_loss_limit.set(float(self.risk.limits.max_daily_loss))
 
     # ---- maintenance: open orders, unresolved submits, the kill switch ---------------------
 

@@ -1,4 +1,5 @@
-"""What every CryptoPipeline program shares: typed Kafka settings, topic management and logs.
+"""What every CryptoPipeline program shares: typed Kafka settings, topic management, logs and
+the labels every metric carries (`core.metrics`).
 
 Programs build one settings object at their edge and pass it down; nothing here reads
 `os.environ` deep in the code.

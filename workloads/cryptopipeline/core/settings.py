@@ -59,8 +59,14 @@ class PipelineSettings(BaseSettings):
 
 
 class ServiceSettings(PipelineSettings):
-    """A long-running program's settings: the pipeline's, plus how it logs."""
+    """A long-running program's settings: the pipeline's, plus its name and how it logs."""
 
+    pipeline_name: str = Field(
+        default="local",
+        min_length=1,
+        description="the `pipeline` label of every metric (the CryptoPipeline's name on "
+        "Kubernetes, set by the operator)",
+    )
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
 

@@ -63,6 +63,8 @@ class RejectedFrame:
     reason: Reject
     detail: str
     raw: bytes
+    product: str = ""
+    """The subscribed product the frame named, if any (a metric label: never a stranger's)."""
 
 
 FeedFrame = TradeFrame | HeartbeatFrame | ControlFrame | RejectedFrame
@@ -141,7 +143,9 @@ def decode(frame: str | bytes, products: frozenset[str], max_bytes: int) -> Feed
         if kind in _CONTROL_TYPES:
             return ControlFrame(kind, body)
     except _Invalid as exc:
-        return RejectedFrame(Reject.INVALID_FIELD, f"{kind}: {exc}", raw)
+        named = body.get("product_id")
+        product = named if isinstance(named, str) and named in products else ""
+        return RejectedFrame(Reject.INVALID_FIELD, f"{kind}: {exc}", raw, product)
     except _Unsubscribed as exc:
         return RejectedFrame(Reject.UNSUBSCRIBED_PRODUCT, str(exc), raw)
     return RejectedFrame(Reject.UNKNOWN_TYPE, f"type {str(kind)[:60]!r}", raw)

@@ -1,16 +1,18 @@
-"""The ingestor's Prometheus metrics, in their own registry (one per service instance)."""
+"""The ingestor's Prometheus metrics, in their own registry (one per service instance);
+every sample also carries `pipeline` and `workload="ingestor"` (core.metrics)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+from cryptopipeline.core.metrics import WorkloadRegistry
 
 _PREFIX = "cryptopipeline_ingestor"
 
 
 class IngestorMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
+    def __init__(self, *, pipeline: str) -> None:
+        self.registry = r = WorkloadRegistry(workload="ingestor", pipeline=pipeline)
         self.messages_received = Counter(
             f"{_PREFIX}_messages_received", "Frames received, by connection and type.",
             ["connection", "type"], registry=r,
@@ -33,8 +35,9 @@ class IngestorMetrics:
             ["product"], registry=r,
         )  # fmt: skip
         self.dead_letters = Counter(
-            f"{_PREFIX}_dead_letters", "Frames sent to the dead-letter topic, by reason.",
-            ["reason"], registry=r,
+            f"{_PREFIX}_dead_letters",
+            "Frames sent to the dead-letter topic, by product (when a subscribed one) and reason.",
+            ["product", "reason"], registry=r,
         )  # fmt: skip
         self.reconnects = Counter(
             f"{_PREFIX}_reconnects", "Connection restarts, by connection and reason.",

@@ -68,7 +68,7 @@ class _Health:
 class Ingestor:
     def __init__(self, settings: IngestorSettings, metrics: IngestorMetrics | None = None) -> None:
         self.settings = settings
-        self.metrics = metrics or IngestorMetrics()
+        self.metrics = metrics or IngestorMetrics(pipeline=settings.pipeline_name)
         families = [Family.TICKER] if "ticker" in settings.exchange.channels else []
         if "matches" in settings.exchange.channels:
             families.append(Family.MATCH)
@@ -262,7 +262,9 @@ class Ingestor:
         sequencer = self._sequencers.get(key)
         if sequencer is None:  # e.g. a match while only ticker is configured
             self._dead_letter(
-                RejectedFrame(Reject.UNKNOWN_TYPE, f"unsubscribed {frame.family}", frame.raw),
+                RejectedFrame(
+                    Reject.UNKNOWN_TYPE, f"unsubscribed {frame.family}", frame.raw, frame.product_id
+                ),
                 pending.connection,
                 pending.receive_ns,
             )
@@ -333,7 +335,7 @@ class Ingestor:
         log.error("the exchange sent an error", extra={"connection": connection, **_safe(frame)})
 
     def _dead_letter(self, frame: RejectedFrame, connection: int, receive_ns: int) -> None:
-        self.metrics.dead_letters.labels(frame.reason.value).inc()
+        self.metrics.dead_letters.labels(frame.product, frame.reason.value).inc()
         if frame.reason not in self._health.logged_rejects:  # once per kind, with a sample
             self._health.logged_rejects.add(frame.reason)
             log.warning(
@@ -355,7 +357,7 @@ class Ingestor:
                     ("reason", frame.reason.value.encode()),
                     ("detail", frame.detail.encode("utf-8", "replace")[:500]),
                 ),
-                product="",
+                product=frame.product,
                 kind="dead_letter",
                 receive_ns=receive_ns,
             )

@@ -27,6 +27,7 @@ class EngineOutput:
     signals: list[TradeSignal] = field(default_factory=list)
     rejected: str | None = None
     late: int = 0
+    product: str = ""  # of a ticker or heartbeat
 
 
 class PartitionEngine:
@@ -60,6 +61,7 @@ class PartitionEngine:
                 event.product_id, event.trade_id, event.time_us, event.price, event.size
             )
         out.late = self.aggregator.late_trades - late_before
+        out.product = event.product_id
         for candle in out.candles:
             for strategy in self._strategies_for(candle):
                 decision = strategy.on_candle(candle)

@@ -1,15 +1,18 @@
-"""The signaler's Prometheus metrics, in their own registry."""
+"""The signaler's Prometheus metrics, in their own registry; every sample also carries
+`pipeline` and `workload="signaler"` (core.metrics)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+from cryptopipeline.core.metrics import WorkloadRegistry
 
 _PREFIX = "cryptopipeline_signaler"
 
 
 class SignalerMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = r = registry or CollectorRegistry()
+    def __init__(self, *, pipeline: str) -> None:
+        self.registry = r = WorkloadRegistry(workload="signaler", pipeline=pipeline)
         self.records = Counter(
             f"{_PREFIX}_records_consumed", "Raw records read, by type.", ["type"], registry=r
         )
@@ -21,8 +24,8 @@ class SignalerMetrics:
             f"{_PREFIX}_candles_closed", "Candles closed.", ["product", "interval"], registry=r
         )
         self.late_trades = Counter(
-            f"{_PREFIX}_late_trades", "Trades for an already closed window, dropped.",
-            registry=r,
+            f"{_PREFIX}_late_trades", "Trades for an already closed window, dropped, by product.",
+            ["product"], registry=r,
         )  # fmt: skip
         self.dead_letters = Counter(
             f"{_PREFIX}_dead_letters", "Raw records that could not be read, by reason.",

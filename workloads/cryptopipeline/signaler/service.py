@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class Signaler:
     def __init__(self, settings: SignalerSettings, metrics: SignalerMetrics | None = None) -> None:
         self.settings = settings
-        self.metrics = metrics or SignalerMetrics()
+        self.metrics = metrics or SignalerMetrics(pipeline=settings.pipeline_name)
         self.engines: dict[int, PartitionEngine] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._running = False
@@ -200,7 +200,8 @@ class Signaler:
                     dead_letters.append((record.value, out.rejected, where))
                 for candle in out.candles:
                     metrics.candles.labels(candle.product_id, str(candle.interval_s)).inc()
-                metrics.late_trades.inc(out.late)
+                if out.late:
+                    metrics.late_trades.labels(out.product).inc(out.late)
                 signals.extend(out.signals)
             self._uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
             self._positions[tp] = records[-1].offset + 1
