@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -16,7 +17,68 @@ from aiokafka import AIOKafkaConsumer
 
 from cryptopipeline.localkafka._broker import free_port
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "observability"))
+from obs_support import used_metric_names
+
 pytestmark = pytest.mark.kafka
+
+
+async def _prometheus_scrapes_the_pipeline(
+    home: Path, ingestor: int, signaler: int, bot: int
+) -> None:
+    """A real Prometheus scrapes the running pipeline: every target is up, the series the
+    overview dashboard is built on have data and carry the shared labels, and every metric
+    any dashboard or alert uses is one the running programs expose (no misspelt name)."""
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        return  # tests/observability says why it is missing; the pipeline checks above stand
+    targets = {"ingestor": ingestor, "signaler": signaler, "bot": bot}
+    exposed: set[str] = set()
+    async with httpx.AsyncClient() as client:
+        for port in targets.values():
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            exposed |= {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+    used = {m for m in used_metric_names() if not m.startswith("cryptopipeline_operator")}
+    exposed |= {
+        f"{name}_{suffix}" for name in exposed for suffix in ("total", "bucket", "sum", "count")
+    }
+    assert used <= exposed, f"used but not exposed by the running pipeline: {used - exposed}"
+
+    config = {"global": {"scrape_interval": "1s"}, "scrape_configs": [
+        {"job_name": name, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+        for name, port in targets.items()]}  # fmt: skip
+    (home / "prometheus.yml").write_text(json.dumps(config))
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        prometheus, f"--config.file={home / 'prometheus.yml'}",
+        f"--storage.tsdb.path={home / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    queries = {
+        "up": "up == 1",
+        "ingest rate": "sum(rate(cryptopipeline_ingestor_records_published_total[30s])) > 0",
+        "candles": "cryptopipeline_signaler_candles_closed_total > 0",
+        "signals": "cryptopipeline_signaler_signals_total > 0",
+        "orders": "cryptopipeline_bot_order_events_total > 0",
+        "equity": 'cryptopipeline_bot_equity{pipeline="local", workload="bot"}',
+    }
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            async with asyncio.timeout(60):
+                while True:
+                    results = {}
+                    for what, expr in queries.items():
+                        try:
+                            answer = await client.get("/api/v1/query", params={"query": expr})
+                            results[what] = answer.json()["data"]["result"]
+                        except (httpx.HTTPError, KeyError, ValueError):
+                            results[what] = []
+                    if len(results["up"]) == 3 and all(results.values()):
+                        break
+                    await asyncio.sleep(1)
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 async def _first_record(bootstrap: str, topic: str) -> bytes:
@@ -80,6 +142,8 @@ async def test_run_brings_the_pipeline_up_and_ctrl_c_stops_it(tmp_path: Path) ->
         assert json.loads(signal_record)["action"] in ("BUY", "SELL")
         assert json.loads(order_record)["client_order_id"]
         assert "cryptopipeline_signaler_candles_closed_total{" in metrics
+
+        await _prometheus_scrapes_the_pipeline(tmp_path, ops_port, signaler_port, bot_port)
 
         status = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cryptopipeline.cli", "status", "--interval", "0.5",
