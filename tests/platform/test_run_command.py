@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -188,3 +189,20 @@ async def test_killing_the_supervisor_takes_its_programs_with_it(tmp_path: Path)
             await asyncio.sleep(0.2)
     # Kafka runs detached by design (`cryptopipeline kafka down` stops it); tidy up here
     os.kill(kafka_pid, signal.SIGTERM)
+
+
+async def test_a_taken_port_fails_fast_naming_the_flag(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cryptopipeline.cli", "run", "--home", str(tmp_path),
+            "--kafka-port", str(free_port()), "--signaler-ops-port", str(port),
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        async with asyncio.timeout(30):
+            _, stderr = await process.communicate()
+    assert process.returncode == 1
+    assert f"port 127.0.0.1:{port} for signaler (--signaler-ops-port) is in use" in stderr.decode()
+    assert not (tmp_path / "kafka").exists()  # nothing was started
