@@ -155,6 +155,16 @@ async def test_run_brings_the_pipeline_up_and_ctrl_c_stops_it(tmp_path: Path) ->
         assert status.returncode == 0, report
         assert report.count("ready") == 3 and "signals/s" in report
 
+        tail = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cryptopipeline.cli", "tail", "btc_usd_trade_signals",
+            "--from-beginning", "--max", "1", "--bootstrap-servers", bootstrap,
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        async with asyncio.timeout(60):
+            printed = (await tail.communicate())[0].decode()
+        line = json.loads(printed.splitlines()[0])
+        assert line["value"]["signal_id"] and line["key"] in ("BTC-USD", "ETH-USD")
+
         process.send_signal(signal.SIGINT)  # Ctrl-C
         async with asyncio.timeout(90):
             rest = (await process.stderr.read()).decode()
