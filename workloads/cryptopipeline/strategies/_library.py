@@ -84,6 +84,19 @@ class _Base:
     def on_candle(self, candle: Candle) -> Decision | None:
         raise NotImplementedError
 
+    _last_side: int
+
+    def _crossed(self, side: int) -> Action | None:
+        """BUY / SELL when a line moved from one clear side to the other since the last
+        clear reading; a reading within noise (`side` 0) changes nothing."""
+        if side == 0:
+            return None
+        last = self._last_side
+        self._last_side = side
+        if last == 0 or last == side:
+            return None
+        return Action.BUY if side > 0 else Action.SELL
+
     def snapshot(self) -> dict[str, Any]:
         indicators = {key: getattr(self, key).snapshot() for key in self._INDICATORS}
         memory = {key: getattr(self, key) for key in self._MEMORY}
@@ -133,14 +146,9 @@ class _Crossover(_Base):
         slow = self._slow.update(close)
         if fast is None or slow is None:
             return None
-        side = _side(fast - slow, slow)
-        if side == 0:
+        action = self._crossed(_side(fast - slow, slow))
+        if action is None:
             return None
-        last = self._last_side
-        self._last_side = side
-        if last == 0 or last == side:
-            return None
-        action = Action.BUY if side > 0 else Action.SELL
         keys = self._keys
         return decide(candle, action, self.name, self.parameters, {keys[0]: fast, keys[1]: slow})
 
@@ -234,14 +242,9 @@ class MacdCross(_Base):
         signal = macd.signal
         hist = macd.hist
         assert signal is not None and hist is not None
-        side = _side(hist, close)
-        if side == 0:
+        action = self._crossed(_side(hist, close))
+        if action is None:
             return None
-        last = self._last_side
-        self._last_side = side
-        if last == 0 or last == side:
-            return None
-        action = Action.BUY if side > 0 else Action.SELL
         return decide(
             candle,
             action,
