@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast bench lint format run kafka-up kafka-down kafka-status clean \
+.PHONY: help install prepare test test-fast bench lint format run kafka-up kafka-down kafka-status clean \
 	chart-tools chart-crds helm-lint chart-test
 
 help:  ## list the targets
@@ -20,11 +20,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-test: install  ## every test, against a real Kafka the tests start themselves
-	$(BIN)/pytest -m "not benchmark" $(PYTEST_ARGS)
+test: install prepare  ## every test: prepares its tools first, then real Kafka, API server, ksqlDB
+	$(BIN)/pytest -m "not benchmark and not e2e" $(PYTEST_ARGS)
+
+prepare: install  ## fetch/build what the tests need (Kafka jars, kube-apiserver, Helm, promtool, ksqlDB)
+	$(BIN)/python tests/prepare.py
 
 test-fast: install  ## tests that need no Kafka broker
-	$(BIN)/pytest -m "not benchmark and not kafka and not kube" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not benchmark and not kafka and not kube and not ksqldb and not e2e" $(PYTEST_ARGS)
 
 bench: install  ## benchmarks; results go to docs/benchmarks.md by hand
 	$(BIN)/pytest tests/benchmarks -m benchmark --benchmark-only \

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,6 +18,8 @@ MONITORING = ("monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/
 sys.path.insert(0, str(REPO / "charts"))
 import tools  # noqa: E402  (charts/tools.py: where Helm is)
 
+from tooling import tool_missing  # noqa: E402
+
 Doc = dict[str, Any]
 
 
@@ -26,7 +27,7 @@ def helm() -> Path:
     """The project's Helm build, or skip saying how to get it."""
     path = tools.helm_path()
     if path is None:
-        pytest.skip(f"helm {tools.HELM_VERSION} not built: run `python3 charts/tools.py`")
+        tool_missing("chart-tools", f"helm {tools.HELM_VERSION} not built (charts/tools.py)")
     return path
 
 

@@ -17,13 +17,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 from controlplane import ControlPlane, ControlPlaneUnavailable, User, binaries
 
+from tooling import tool_missing
+
 
 @pytest.fixture(scope="session")
 def chart_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     try:
         bin_dir = binaries()
     except ControlPlaneUnavailable as exc:
-        pytest.skip(f"no control plane: {exc}")
+        tool_missing("control-plane", f"no control plane: {exc}")
     plane = ControlPlane(home=tmp_path_factory.mktemp("chart-k8s"), bin_dir=bin_dir)
     plane.users.append(User("admin", uuid.uuid4().hex, ("system:masters",)))
     plane.start()

@@ -28,11 +28,15 @@ from obs_support import PIPELINE, RULES, Workloads, alert_rules, dashboard_queri
 from prometheus_client import start_http_server
 
 from cryptopipeline.localkafka._broker import free_port
+from tooling import tool_missing
 
 PROMETHEUS = shutil.which("prometheus")
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None, reason="prometheus not installed: run `python3 charts/tools.py`"
-)
+
+
+@pytest.fixture(autouse=True)
+def _prometheus_installed() -> None:
+    if PROMETHEUS is None:
+        tool_missing("chart-tools", "prometheus not installed (Debian's prometheus package)")
 
 
 class Prometheus:

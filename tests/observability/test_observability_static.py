@@ -9,10 +9,18 @@ import sys
 import pytest
 from obs_support import REPO, RULES, Workloads, alert_rules, dashboards, used_metric_names
 
+from tooling import tool_missing
+
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not installed: run `python3 charts/tools.py`"
-)
+
+
+@pytest.fixture
+def _promtool() -> None:
+    if PROMTOOL is None:
+        tool_missing("chart-tools", "promtool not installed (Debian's prometheus package)")
+
+
+needs_promtool = pytest.mark.usefixtures("_promtool")
 
 
 @needs_promtool

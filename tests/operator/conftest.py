@@ -18,6 +18,8 @@ from controlplane import ControlPlane, ControlPlaneUnavailable, User, binaries
 from kube_support import K8S, OPERATOR_SA, Cluster, docs
 from kubernetes import config
 
+from tooling import tool_missing
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -30,7 +32,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     try:
         bin_dir = binaries()
     except ControlPlaneUnavailable as exc:
-        pytest.skip(f"no control plane: {exc}")
+        tool_missing("control-plane", f"no control plane: {exc}")
     plane = ControlPlane(home=tmp_path_factory.mktemp("k8s"), bin_dir=bin_dir)
     plane.users.append(User("admin", uuid.uuid4().hex, ("system:masters",)))
     plane.users.append(

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Install and build everything the test suite needs, before pytest starts.
+
+`make test` runs this first, so the README's test command alone prepares a fresh machine:
+each step prints a progress line with the elapsed time, reuses its cache under
+~/.cache/cryptopipeline when it can, and fails loudly when something this machine could
+install did not install. No build happens inside a pytest fixture (a cold control-plane
+build outlasts pytest-timeout), and no test skips because a step was forgotten.
+
+    python3 tests/prepare.py             # prepare what is missing (idempotent)
+    python3 tests/prepare.py --list      # what each step provides, and whether it is ready
+
+Steps: Kafka's jars (Maven), kube-apiserver + etcd (Go; k8s/testenv/build.py), Helm (Go) and
+promtool + prometheus (Debian's package; charts/tools.py), a real ksqlDB server (Maven;
+../shared/ksqldb/build.sh when ../shared is beside the clone). A toolchain that is absent
+(no Go, not root for apt-get, no ../shared/ksqldb) is reported once here and the tests that
+need it skip saying why; docs/testing.md lists those cases.
+
+Runs with the project's virtual environment (`.venv/bin/python tests/prepare.py`): the
+Kafka step imports the project's own fetcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+START = time.monotonic()
+# What the last run prepared; tests/tooling.py reads it to tell a skip from a broken set-up.
+RECORD = REPO / ".work" / "prepared.json"
+
+
+def say(message: str) -> None:
+    print(f"[prepare {time.monotonic() - START:6.1f}s] {message}", flush=True)
+
+
+class StepFailed(Exception):
+    """A step that this machine can do did not succeed."""
+
+
+class Unavailable(Exception):
+    """A step this machine cannot do (a toolchain is absent); its tests skip with the reason."""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    provides: str
+    run: Callable[[], str]
+
+
+def _run(cmd: list[str], what: str) -> str:
+    """Run a preparation command, streaming its output; raise StepFailed on a non-zero exit."""
+    done = subprocess.run(
+        cmd, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    if done.returncode != 0:
+        tail = "\n".join(done.stdout.strip().splitlines()[-40:])
+        raise StepFailed(f"{what} failed (exit {done.returncode}):\n{tail}")
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "ok"
+
+
+def kafka_jars() -> str:
+    if shutil.which("mvn") is None or shutil.which("java") is None:
+        raise StepFailed("Java 17+ and Maven are needed for Kafka's jars: install them first")
+    from cryptopipeline.localkafka import fetch_kafka
+
+    return str(fetch_kafka())
+
+
+def control_plane() -> str:
+    if shutil.which("go") is None:
+        raise Unavailable("no `go` on PATH: the operator and chart tests (kube) will skip")
+    return _run([sys.executable, "k8s/testenv/build.py"], "kube-apiserver + etcd build")
+
+
+def chart_tools() -> str:
+    out = _run([sys.executable, "charts/tools.py"], "Helm / promtool install")
+    check = subprocess.run(
+        [sys.executable, "charts/tools.py", "--check"], cwd=REPO, capture_output=True, text=True
+    )
+    if check.returncode == 0:
+        return check.stdout.strip()
+    if shutil.which("go") is None or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise Unavailable(f"{check.stdout.strip()}: {out}")
+    raise StepFailed(f"still {check.stdout.strip()} after installing: {out}")
+
+
+KSQLDB_SOURCES = REPO.parent / "shared" / "ksqldb"
+KSQLDB_DEST = Path.home() / ".cache" / "cryptopipeline" / "ksqldb"
+
+
+def ksqldb_server() -> str:
+    """ksqlDB is on no registry: ../shared/ksqldb/build.sh builds it (cached; quick when built)."""
+    script = KSQLDB_SOURCES / "build.sh"
+    if not script.is_file():
+        raise Unavailable(
+            f"no ksqlDB sources at {KSQLDB_SOURCES}: the ksqldb tests skip unless "
+            "CRYPTOPIPELINE_KSQL__URL names a running ksqlDB server"
+        )
+    _run(["bash", str(script), str(KSQLDB_DEST)], "ksqlDB build (../shared/ksqldb/build.sh)")
+    start = KSQLDB_DEST / "ksqldb-8.3.1" / "bin" / "ksql-server-start"
+    if not start.is_file():
+        raise StepFailed(f"the ksqlDB build finished without {start}")
+    return str(start)
+
+
+STEPS = (
+    Step("kafka", "Kafka 4.3.1 jars for the broker every kafka test starts", kafka_jars),
+    Step("control-plane", "kube-apiserver + etcd for the kube tests", control_plane),
+    Step("chart-tools", "Helm, promtool and prometheus for chart/observability tests", chart_tools),
+    Step("ksqldb", "a real ksqlDB server for the ksqldb tests", ksqldb_server),
+)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--list", action="store_true", help="list the steps and stop")
+    parser.add_argument("--skip", action="append", default=[], help="a step to leave out")
+    args = parser.parse_args(argv)
+    if args.list:
+        for step in STEPS:
+            print(f"{step.name:14} {step.provides}")
+        return 0
+    unavailable: dict[str, str] = {}
+    ready: list[str] = []
+    for step in STEPS:
+        if step.name in args.skip:
+            say(f"{step.name}: left out (--skip)")
+            continue
+        say(f"{step.name}: {step.provides} ...")
+        began = time.monotonic()
+        try:
+            result = step.run()
+        except Unavailable as exc:
+            unavailable[step.name] = str(exc)
+            say(f"{step.name}: NOT AVAILABLE here: {exc}")
+            continue
+        except StepFailed as exc:
+            say(f"{step.name}: FAILED after {time.monotonic() - began:.0f}s: {exc}")
+            return 1
+        ready.append(step.name)
+        say(f"{step.name}: ready in {time.monotonic() - began:.1f}s ({result})")
+    if unavailable:
+        say(
+            "the tests that need these will skip, each saying why: "
+            + "; ".join(f"{k}: {v}" for k, v in unavailable.items())
+        )
+    RECORD.parent.mkdir(exist_ok=True)
+    RECORD.write_text(json.dumps({"ready": ready, "unavailable": unavailable}, indent=2) + "\n")
+    say(f"done; recorded in {RECORD.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
