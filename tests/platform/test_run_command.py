@@ -150,9 +150,11 @@ async def test_run_brings_the_pipeline_up_and_ctrl_c_stops_it(tmp_path: Path) ->
             sys.executable, "-m", "cryptopipeline.cli", "status", "--interval", "0.5",
             "--ingestor-port", str(ops_port), "--signaler-port", str(signaler_port),
             "--bot-port", str(bot_port), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        report = (await status.communicate())[0].decode()
+        report, status_log = (out.decode() for out in await status.communicate())
         assert status.returncode == 0, report
+        assert status_log == "", "status must print only its table by default:\n" + status_log
         assert report.count("ready") == 3 and "signals/s" in report
 
         tail = await asyncio.create_subprocess_exec(
@@ -175,6 +177,8 @@ async def test_run_brings_the_pipeline_up_and_ctrl_c_stops_it(tmp_path: Path) ->
     assert not await asyncio.to_thread(Path(f"/proc/{kafka_pid}").exists)
     for program in ("kafka", "coinbase-sim", "ingestor", "signaler", "bot"):
         assert f"stopped program={program}" in rest
+    errors = [line for line in [*log, *rest.splitlines()] if " ERROR " in line]
+    assert not errors, "a normal start and stop logs no ERROR line:\n" + "\n".join(errors)
     assert not await _ready(f"http://127.0.0.1:{sim_port}/products")
 
 

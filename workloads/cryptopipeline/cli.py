@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,13 @@ DEFAULT_HOME = Path(".work")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cryptopipeline", description=__doc__)
     parser.add_argument("--log-format", choices=["json", "text"], default="text")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--log-level",
+        help="log level (default: INFO for `run`, WARNING for the commands that print results)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="show logs (-vv: client libraries too)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the local pipeline until Ctrl-C")
@@ -92,9 +99,20 @@ def _kafka(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_level(args: argparse.Namespace) -> str:
+    """`run` narrates its progress; the other commands print results and stay quiet."""
+    if args.log_level:
+        return str(args.log_level)
+    return "INFO" if args.command == "run" or args.verbose else "WARNING"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_logging(args.log_level, json=args.log_format == "json")
+    configure_logging(_log_level(args), json=args.log_format == "json")
+    if args.verbose < 2:
+        # httpx logs every request at INFO: noise above a command's own output.
+        for noisy in ("httpx", "httpcore"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "indicators":
         return indicators_cli.run(args)
     try:

@@ -18,8 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptopipeline.bot._settings import BotSettings
 from cryptopipeline.core import PipelineSettings, ensure_topics
+from cryptopipeline.core.kafka import wait_for_coordinators
 from cryptopipeline.localkafka import LocalKafka
+from cryptopipeline.signaler._settings import SignalerOptions
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +245,14 @@ async def run_local(options: LocalRunOptions, settings: PipelineSettings) -> int
             update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})}
         )
         await ensure_topics(settings.kafka, settings.topic_specs())
+        # A fresh broker makes its internal topics on first demand; wait here so the workloads
+        # never meet "coordinator not available" (logged at ERROR by aiokafka) on a normal start.
+        signaler = SignalerOptions()
+        await wait_for_coordinators(
+            settings.kafka,
+            group_ids=[signaler.group_id, BotSettings.model_fields["consumer_group"].default],
+            transactional_ids=[signaler.transactional_id],
+        )
         child_env = {"CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS": bootstrap}
         for program in programs:
             # Own session: a terminal's Ctrl-C reaches only us, and we stop them in order.

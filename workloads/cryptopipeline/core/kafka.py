@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import for_code
+from aiokafka.client import AIOKafkaClient, CoordinationType
+from aiokafka.errors import CoordinatorNotAvailableError, NotCoordinatorError, for_code
 from pydantic import BaseModel, Field, field_validator
 
 log = logging.getLogger(__name__)
@@ -95,3 +97,38 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[TopicSpec]) ->
     for name in created:
         log.info("created topic", extra={"topic": name})
     return created
+
+
+async def wait_for_coordinators(
+    settings: KafkaSettings,
+    *,
+    group_ids: Iterable[str] = (),
+    transactional_ids: Iterable[str] = (),
+    within: float = 60.0,
+) -> None:
+    """Wait until the broker names a coordinator for each consumer group and transactional id.
+
+    A fresh broker creates `__consumer_offsets` and `__transaction_state` on the first
+    FindCoordinator request and answers "not available" until they are ready; a client
+    started in that window logs the refusal at ERROR. The local runner asks first, so a
+    normal start shows no ERROR lines (a later refusal is then a real one).
+    """
+    client = AIOKafkaClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.client_id}-coordinators",
+        request_timeout_ms=settings.request_timeout_ms,
+    )
+    await client.bootstrap()
+    wanted = [(CoordinationType.GROUP, key) for key in group_ids]
+    wanted += [(CoordinationType.TRANSACTION, key) for key in transactional_ids]
+    try:
+        async with asyncio.timeout(within):
+            for kind, key in wanted:
+                while True:
+                    try:
+                        await client.coordinator_lookup(kind, key)
+                        break
+                    except (CoordinatorNotAvailableError, NotCoordinatorError):
+                        await asyncio.sleep(0.2)  # the broker is creating its internal topic
+    finally:
+        await client.close()
