@@ -113,6 +113,11 @@ def workload_config(pipeline: Pipeline, workload: Workload) -> dict[str, str]:
             "CRYPTOPIPELINE_EXCHANGE__CONNECTIONS": str(spec.exchange.connections),
         }
     elif workload == "signaler":
+        # Replicas of one pipeline share a consumer group and per-partition transactional ids;
+        # other pipelines on the same Kafka must not join their group.
+        ident = f"cryptopipeline.{pipeline.namespace}.{pipeline.name}.signaler"
+        config["CRYPTOPIPELINE_SIGNALER__GROUP_ID"] = ident
+        config["CRYPTOPIPELINE_SIGNALER__TRANSACTIONAL_ID"] = ident
         config["CRYPTOPIPELINE_CANDLES__INTERVALS_S"] = ",".join(
             str(i) for i in spec.candles.intervals_seconds
         )
@@ -199,8 +204,16 @@ def _bot_key(pipeline: Pipeline) -> tuple[list[dict[str, Any]], list[dict[str, A
     return env, []
 
 
+def _rollout(workload: Workload) -> dict[str, Any]:
+    if workload == "signaler":
+        return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    return {"type": "Recreate"}
+
+
 def deployment(pipeline: Pipeline, workload: Workload) -> Manifest:
-    """One workload's Deployment: single writer (Recreate), non-root, read-only root."""
+    """One workload's Deployment, non-root with a read-only root. The ingestor and the bot are
+    single writers (Recreate: an old and a new pod never overlap); signaler replicas share
+    the raw partitions and fence each other per partition, so they roll one at a time."""
     spec = pipeline.spec
     own: WorkloadSpec = getattr(spec.workloads, workload)
     name = workload_name(pipeline, workload)
@@ -248,7 +261,7 @@ def deployment(pipeline: Pipeline, workload: Workload) -> Manifest:
         "spec": {
             "replicas": own.replicas,
             "revisionHistoryLimit": 3,
-            "strategy": {"type": "Recreate"},
+            "strategy": _rollout(workload),
             "selector": {"matchLabels": selector(pipeline, workload)},
             "template": {
                 "metadata": {

@@ -48,6 +48,21 @@ def test_defaults_make_a_complete_pipeline() -> None:
     ]
 
 
+def test_signaler_replicas_share_a_group_of_their_own_and_roll_one_at_a_time() -> None:
+    pipeline = example()
+    dep = deployment(pipeline, "signaler")
+    assert dep["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    config = workload_config(pipeline, "signaler")
+    assert config["CRYPTOPIPELINE_SIGNALER__GROUP_ID"] == "cryptopipeline.trading.btc.signaler"
+    assert config["CRYPTOPIPELINE_SIGNALER__TRANSACTIONAL_ID"] == (
+        "cryptopipeline.trading.btc.signaler"
+    )
+    assert deployment(pipeline, "bot")["spec"]["strategy"] == {"type": "Recreate"}
+
+
 def test_ingestor_deployment() -> None:
     dep = deployment(example(), "ingestor")
     assert dep["metadata"] == {

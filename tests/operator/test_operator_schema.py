@@ -59,6 +59,13 @@ def test_example_is_accepted(cluster: Cluster, namespace: str) -> None:
     }
 
 
+def test_signaler_replicas_scale_out(cluster: Cluster, namespace: str) -> None:
+    body = example()
+    _set(body, "spec.workloads.signaler.replicas", 3)
+    made = create(cluster, namespace, body)
+    assert made["spec"]["workloads"]["signaler"]["replicas"] == 3
+
+
 def _set(body: dict[str, Any], path: str, value: Any) -> None:
     *parents, leaf = path.split(".")
     node = body
@@ -99,6 +106,8 @@ INVALID = [
     ("ksql-url-with-password", "spec.ksqldb", {"url": "http://u:p@ksql:8088"}, "spec.ksqldb.url"),
     ("ksql-without-url", "spec.ksqldb", {}, "Required value"),
     ("two-ingestors", "spec.workloads.ingestor.replicas", 2, "less than or equal to 1"),
+    ("two-bots", "spec.workloads.bot.replicas", 2, "less than or equal to 1"),
+    ("too-many-signalers", "spec.workloads.signaler.replicas", 257, "less than or equal to 256"),
     ("bad-quantity", "spec.workloads.bot.resources", {"limits": {"cpu": "lots"}}, "cpu"),
     ("bad-env-name", "spec.workloads.bot.env", [{"name": "1X", "value": "v"}], "env[0].name"),
     (

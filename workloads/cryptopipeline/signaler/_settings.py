@@ -43,10 +43,14 @@ class CandleSettings(BaseModel):
 class SignalerOptions(BaseModel):
     """How the signaler reads, checkpoints and writes."""
 
-    group_id: str = "cryptopipeline-signaler"
+    group_id: str = Field(
+        default="cryptopipeline-signaler",
+        description="consumer group: replicas share the raw partitions through it",
+    )
     transactional_id: str = Field(
-        default="cryptopipeline-signaler-0",
-        description="stable per replica: a restarted replica fences its previous incarnation",
+        default="cryptopipeline-signaler",
+        description="prefix of the per-partition transactional ids ({prefix}-{topic}-{partition})"
+        ": whoever owns a partition fences its previous owner",
     )
     state_topic: str = "btc_usd_signaler_state"
     dead_letter_topic: str = "btc_usd_trade_signals_dlq"
