@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class Step:
     name: str
     provides: str
     run: Callable[[], str]
+    lane: str  # steps of one lane run in order; the lanes run side by side
 
 
 def _run(cmd: list[str], what: str) -> str:
@@ -115,10 +117,10 @@ def ksqldb_server() -> str:
 
 
 STEPS = (
-    Step("kafka", "Kafka 4.3.1 jars for the broker every kafka test starts", kafka_jars),
-    Step("control-plane", "kube-apiserver + etcd for the kube tests", control_plane),
-    Step("chart-tools", "Helm, promtool and prometheus for chart/observability tests", chart_tools),
-    Step("ksqldb", "a real ksqlDB server for the ksqldb tests", ksqldb_server),
+    Step("kafka", "Kafka 4.3.1 jars for the broker every kafka test starts", kafka_jars, "maven"),
+    Step("control-plane", "kube-apiserver + etcd for the kube tests", control_plane, "go"),
+    Step("chart-tools", "Helm, promtool and prometheus for the chart tests", chart_tools, "go"),
+    Step("ksqldb", "a real ksqlDB server for the ksqldb tests", ksqldb_server, "maven"),
 )
 
 
@@ -133,10 +135,9 @@ def main(argv: list[str]) -> int:
         return 0
     unavailable: dict[str, str] = {}
     ready: list[str] = []
-    for step in STEPS:
-        if step.name in args.skip:
-            say(f"{step.name}: left out (--skip)")
-            continue
+    failed: list[str] = []
+
+    def run(step: Step) -> None:
         say(f"{step.name}: {step.provides} ...")
         began = time.monotonic()
         try:
@@ -144,12 +145,32 @@ def main(argv: list[str]) -> int:
         except Unavailable as exc:
             unavailable[step.name] = str(exc)
             say(f"{step.name}: NOT AVAILABLE here: {exc}")
-            continue
+            return
         except StepFailed as exc:
+            failed.append(step.name)
             say(f"{step.name}: FAILED after {time.monotonic() - began:.0f}s: {exc}")
-            return 1
+            return
         ready.append(step.name)
         say(f"{step.name}: ready in {time.monotonic() - began:.1f}s ({result})")
+
+    def lane(steps: list[Step]) -> None:
+        for step in steps:
+            if step.name in args.skip:
+                say(f"{step.name}: left out (--skip)")
+            elif not failed:
+                run(step)
+
+    # Two lanes side by side: Maven mostly downloads while Go mostly compiles, so a cold
+    # preparation takes about as long as its longer lane, not the sum of both.
+    lanes = [[s for s in STEPS if s.lane == name] for name in ("maven", "go")]
+    threads = [threading.Thread(target=lane, args=(steps,)) for steps in lanes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        say(f"failed: {', '.join(failed)}")
+        return 1
     if unavailable:
         say(
             "the tests that need these will skip, each saying why: "
