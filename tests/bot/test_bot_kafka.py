@@ -81,6 +81,9 @@ def paper_settings(kafka: KafkaSettings, names: TopicNames) -> BotSettings:
     )  # fmt: skip
 
 
+AUTH = {"Authorization": "Bearer let-me-kill"}
+
+
 def encoded(s: TradeSignal) -> tuple[str, bytes]:
     return s.product_id, s.model_dump_json().encode()
 
@@ -115,7 +118,8 @@ async def test_paper_bot_end_to_end_recovery_and_kill_switch(kafka_settings: Kaf
         assert portfolio.cash == Decimal("10000") - size * Decimal("0.10") - fees
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bot.ops.port}") as http:  # type: ignore[union-attr]
-            view = (await http.get("/api/portfolio")).json()
+            assert (await http.get("/api/portfolio")).status_code == 401  # behind the token
+            view = (await http.get("/api/portfolio", headers=AUTH)).json()
             assert Decimal(view["cash"]) == portfolio.cash and view["kill_switch"] is False
             assert (await http.post("/api/kill")).status_code == 401
             assert (
@@ -161,8 +165,12 @@ async def test_rejections_are_logged_with_their_reason(kafka_settings: KafkaSett
         await until(lambda: coid in bot.blotter.orders and bot.blotter.orders[coid].terminal)
         assert bot.blotter.orders[coid].reason == "no_price"
         tick = ticker("BTC-USD", Decimal("60000.00"), Decimal("60000.10"))
-        await produce(kafka_settings, names.raw, [("BTC-USD", orjson.dumps(tick))])
-        await until(lambda: "BTC-USD" in bot.books)
+        forged = [tick | {"best_bid": "sNaN"}, tick | {"best_ask": "Infinity"},
+                  tick | {"best_bid": None, "price": "NaN"}]  # fmt: skip
+        await produce(kafka_settings, names.raw,
+                      [("BTC-USD", orjson.dumps(t)) for t in [*forged, tick]])  # fmt: skip
+        await until(lambda: "BTC-USD" in bot.books)  # read past the forged ones, still running
+        assert bot.metrics.bad_input.labels("tick", "bad_decimal")._value.get() == 3
         big = signal(21)
         await produce(kafka_settings, names.trade_signals, [encoded(big)])
         coid = client_order_id_for(big.signal_id)
@@ -198,6 +206,9 @@ def _bot_env(kafka: KafkaSettings, names: TopicNames, trade_url: str, pem: str, 
         "CRYPTOPIPELINE_LOG_LEVEL": "DEBUG",
     })  # fmt: skip
     return env
+
+
+TEST_AUTH = {"Authorization": "Bearer kill-token-for-tests"}
 
 
 async def _start_bot(env: dict[str, str], out: Path) -> asyncio.subprocess.Process:
@@ -248,7 +259,7 @@ async def test_kill_9_between_submit_and_outcome(
         try:
             await until(lambda: _ready(port), within=60)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                view = (await http.get("/api/portfolio")).json()
+                view = (await http.get("/api/portfolio", headers=TEST_AUTH)).json()
                 metrics = (await http.get("/metrics")).text
         finally:
             bot.send_signal(signals.SIGTERM)
@@ -315,3 +326,91 @@ async def _ready(port: int) -> bool:
             return (await http.get("/readyz")).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# ---- the kill switch is durable: a real bot process, stopped and started again ---------------
+
+
+def _paper_env(kafka: KafkaSettings, names: TopicNames, port: int, group: str) -> dict[str, str]:
+    env = _bot_env(kafka, names, "http://127.0.0.1:9", "", port, group, pause=False)
+    for name in ("CRYPTOPIPELINE_BROKER__API_URL", "CRYPTOPIPELINE_BROKER__KEY_NAME",
+                 "CRYPTOPIPELINE_BROKER__PRIVATE_KEY"):  # fmt: skip
+        env.pop(name)
+    env["CRYPTOPIPELINE_BROKER__MODE"] = "paper"
+    return env
+
+
+async def _stop(bot: asyncio.subprocess.Process) -> int:
+    bot.send_signal(signals.SIGTERM)
+    return await bot.wait()
+
+
+async def _events_for(kafka: KafkaSettings, topic: str, coid: str) -> list[OrderEventType]:
+    return [e.event for e in await read_order_log(kafka, topic) if e.client_order_id == coid]
+
+
+async def test_the_kill_switch_survives_restarts_until_released(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    names = topics()
+    port, group = free_port(), f"bot-{uuid.uuid4().hex[:8]}"
+    env = _paper_env(kafka_settings, names, port, group)
+    base = f"http://127.0.0.1:{port}"
+
+    async def run_bot(n: int) -> asyncio.subprocess.Process:
+        bot = await _start_bot(env, tmp_path / f"run{n}.log")
+        await until(lambda: _ready(port), within=60)
+        return bot
+
+    async def trade(n: int) -> tuple[str, list[OrderEventType]]:
+        s = signal(n)
+        coid = client_order_id_for(s.signal_id)
+        await produce(kafka_settings, names.trade_signals, [encoded(s)])
+
+        async def settled() -> bool:
+            events = await _events_for(kafka_settings, names.orders, coid)
+            return any(e.terminal for e in events)
+
+        await until(settled, within=60)
+        return coid, await _events_for(kafka_settings, names.orders, coid)
+
+    bot = await run_bot(1)
+    try:
+        tick = ticker("BTC-USD", Decimal("60000.00"), Decimal("60000.10"))
+        await produce(kafka_settings, names.raw, [("BTC-USD", orjson.dumps(tick))])
+        async with httpx.AsyncClient(base_url=base) as http:
+            killed = await http.post("/api/kill", headers=TEST_AUTH)
+            assert killed.status_code == 200 and killed.json() == {
+                "kill_switch": True, "durable": True}  # fmt: skip
+    finally:
+        assert await _stop(bot) == 0  # a clean stop, then a clean start
+
+    bot = await run_bot(2)
+    try:
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await http.get("/readyz")).json()["kill_switch"] is True
+            for n in (300, 301, 302):  # the signals that went out as orders before the fix
+                _, events = await trade(n)
+                assert events == [OrderEventType.RECEIVED, OrderEventType.REJECTED]
+            metrics = (await http.get("/metrics")).text
+            assert 'cryptopipeline_bot_kill_switch{pipeline="local",workload="bot"} 1.0' in metrics
+            assert (await http.post("/api/release")).status_code == 401
+            wrong = {"Authorization": "Bearer kill-token-for-tests-not"}
+            assert (await http.post("/api/release", headers=wrong)).status_code == 401
+            assert (await http.get("/readyz")).json()["kill_switch"] is True
+            released = await http.post("/api/release", headers=TEST_AUTH)
+            assert released.status_code == 200 and released.json() == {"kill_switch": False}
+            _, events = await trade(303)
+            assert events[-1] is OrderEventType.FILLED
+    finally:
+        assert await _stop(bot) == 0
+
+    bot = await run_bot(3)  # the release is durable too
+    try:
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await http.get("/readyz")).json()["kill_switch"] is False
+    finally:
+        assert await _stop(bot) == 0
+    rejected = [e for e in await read_order_log(kafka_settings, names.orders)
+                if e.event is OrderEventType.REJECTED]  # fmt: skip
+    assert {e.reason for e in rejected} == {"kill_switch"} and len(rejected) == 3

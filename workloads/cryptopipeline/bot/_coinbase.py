@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ import orjson
 
 from cryptopipeline.bot._broker import BrokerUnavailable
 from cryptopipeline.bot._credentials import CdpCredentials
+from cryptopipeline.bot._inputs import BadInput, money, text
 from cryptopipeline.trading import (
     BrokerUpdate,
     Fill,
@@ -33,6 +33,11 @@ from cryptopipeline.trading import (
 log = logging.getLogger(__name__)
 
 ORDERS_PATH = "/api/v3/brokerage/orders"
+LIST_ORDERS_PAGE = 100
+"""Orders per list page the bot asks for (the exchange may answer fewer)."""
+MAX_LIST_PAGES = 1_000
+"""A lookup reads at most this many pages (100,000 orders of one product) before giving up
+for now (BrokerUnavailable: the order is looked up again later, never resent)."""
 
 _STATUS = {
     "OPEN": OrderStatus.OPEN,
@@ -167,11 +172,27 @@ class AdvancedTradeClient:
         answer = await self._send("GET", f"{ORDERS_PATH}/historical/{order_id}")
         return dict(answer["order"])
 
-    async def list_orders(self, product_id: str) -> list[dict[str, Any]]:
-        answer = await self._send(
-            "GET", f"{ORDERS_PATH}/historical/batch", params={"product_ids": product_id}
-        )
-        return list(answer.get("orders", []))
+    async def find_order(self, product_id: str, client_order_id: str) -> dict[str, Any] | None:
+        """The order with this client order id, paging through the product's orders (newest
+        first) with the answer's `cursor` while `has_next`; None when no page holds it."""
+        params = {"product_ids": product_id, "limit": str(LIST_ORDERS_PAGE)}
+        seen: set[str] = set()
+        for _ in range(MAX_LIST_PAGES):
+            answer = await self._send("GET", f"{ORDERS_PATH}/historical/batch", params=params)
+            orders = answer.get("orders") if isinstance(answer, dict) else None
+            if not isinstance(orders, list):
+                raise BrokerUnavailable("list orders: the answer has no orders list")
+            for state in orders:
+                if isinstance(state, dict) and state.get("client_order_id") == client_order_id:
+                    return state
+            cursor = answer.get("cursor")
+            if not answer.get("has_next") or not isinstance(cursor, str) or not cursor:
+                return None
+            if cursor in seen:  # a cursor that goes round in circles must not loop forever
+                raise BrokerUnavailable("list orders: the exchange repeated a page cursor")
+            seen.add(cursor)
+            params = {**params, "cursor": cursor}
+        raise BrokerUnavailable(f"list orders: not found within {MAX_LIST_PAGES} pages")
 
     async def list_fills(self, order_id: str) -> list[dict[str, Any]]:
         answer = await self._send(
@@ -248,16 +269,23 @@ class CoinbaseBroker:
     async def _state(self, coid: str, order_id: str) -> BrokerUpdate:
         state = await self.client.get_order(order_id)
         fills: tuple[Fill, ...] = ()
-        if Decimal(state.get("filled_size") or "0") > 0:
-            fills = tuple(_fill(coid, f) for f in await self.client.list_fills(order_id))
+        try:
+            if money(state.get("filled_size") or "0", "filled_size", zero=True) > 0:
+                fills = tuple(_fill(coid, f) for f in await self.client.list_fills(order_id))
+        except BadInput as exc:  # never book a forged or broken fill; ask again later
+            raise BrokerUnavailable(f"unreadable answer for order {order_id}: {exc}") from None
         status = _STATUS.get(str(state.get("status")), OrderStatus.OPEN)
         return BrokerUpdate(coid, status, order_id, fills=fills)
 
     async def lookup(self, order: OrderRequest) -> BrokerUpdate | None:
-        for state in await self.client.list_orders(order.product_id):
-            if state.get("client_order_id") == order.client_order_id:
-                return await self._state(order.client_order_id, str(state["order_id"]))
-        return None
+        state = await self.client.find_order(order.product_id, order.client_order_id)
+        if state is None:
+            return None
+        try:
+            order_id = text(state.get("order_id"), "order_id")
+        except BadInput as exc:
+            raise BrokerUnavailable(f"list orders: unreadable order: {exc}") from None
+        return await self._state(order.client_order_id, order_id)
 
     async def cancel(self, orders: Sequence[tuple[str, str | None]]) -> list[BrokerUpdate]:
         ids = {exchange_id: coid for coid, exchange_id in orders if exchange_id}
@@ -278,15 +306,21 @@ class CoinbaseBroker:
         return updates
 
 
-def _fill(coid: str, raw: dict[str, Any]) -> Fill:
+def _fill(coid: str, raw: object) -> Fill:
+    """One fill of the exchange's answer, checked (BadInput) before it can touch money."""
+    if not isinstance(raw, dict):
+        raise BadInput("bad_field", "a fill that is not an object")
+    side = raw.get("side")
+    if side not in ("BUY", "SELL"):
+        raise BadInput("bad_field", "fill side must be BUY or SELL")
     return Fill(
-        fill_id=str(raw["entry_id"]),
+        fill_id=text(raw.get("entry_id"), "entry_id"),
         client_order_id=coid,
-        product_id=str(raw["product_id"]),
-        side=OrderSide(str(raw["side"])),
-        price=Decimal(str(raw["price"])),
-        size=Decimal(str(raw["size"])),
-        fee=Decimal(str(raw.get("commission") or "0")),
+        product_id=text(raw.get("product_id"), "product_id"),
+        side=OrderSide(side),
+        price=money(raw.get("price"), "price"),
+        size=money(raw.get("size"), "size"),
+        fee=money(raw.get("commission") or "0", "commission", zero=True),
         liquidity="MAKER" if raw.get("liquidity_indicator") == "MAKER" else "TAKER",
-        time=str(raw.get("trade_time") or ""),
+        time=str(raw.get("trade_time") or "")[:64],
     )

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from pydantic import ValidationError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from cryptopipeline.bot._inputs import BadInput, decode_order_event
 from cryptopipeline.core import KafkaSettings
 from cryptopipeline.trading import OrderEvent
 
@@ -37,6 +37,10 @@ class OrderLog:
         """Wait until every event sent so far is acknowledged."""
         await self._producer.flush()
 
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        """Write one record to another topic (the kill switch) and wait until it is durable."""
+        await self._producer.send_and_wait(topic, value, key=key)
+
     async def write(self, event: OrderEvent, *, durable: bool = True) -> None:
         """Append an event; `durable` waits for the broker's acknowledgement. Events of one
         product share a partition, so a later durable write also covers earlier ones."""
@@ -49,7 +53,23 @@ class OrderLog:
 
 
 async def read_order_log(kafka: KafkaSettings, topic: str) -> list[OrderEvent]:
-    """Every event in the topic, per partition in log order (committed records only)."""
+    """Every readable event in the topic, per partition in log order (committed records
+    only). An unreadable record is skipped with its partition, offset and reason logged."""
+    events: list[OrderEvent] = []
+    for record in await read_topic(kafka, topic):
+        try:
+            events.append(decode_order_event(record.value or b""))
+        except BadInput as exc:
+            log.error(
+                "unreadable order event skipped",
+                extra={"partition": record.partition, "offset": record.offset,
+                       "reason": exc.reason, "error": exc.detail},
+            )  # fmt: skip
+    return events
+
+
+async def read_topic(kafka: KafkaSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every committed record of a topic, per partition in log order, read to its end."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=kafka.bootstrap_servers,
         client_id=f"{kafka.client_id}-bot-recovery",
@@ -57,7 +77,7 @@ async def read_order_log(kafka: KafkaSettings, topic: str) -> list[OrderEvent]:
         isolation_level="read_committed",
     )
     await consumer.start()
-    events: list[OrderEvent] = []
+    records: list[ConsumerRecord[bytes, bytes]] = []
     try:
         partitions: list[TopicPartition] = []
         for _ in range(25):  # a topic created a moment ago may not be in the metadata yet
@@ -68,7 +88,7 @@ async def read_order_log(kafka: KafkaSettings, topic: str) -> list[OrderEvent]:
                 break
             await asyncio.sleep(0.2)
         if not partitions:
-            return events
+            return records
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
@@ -78,17 +98,10 @@ async def read_order_log(kafka: KafkaSettings, topic: str) -> list[OrderEvent]:
         remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
-                for record in records:
+            for tp, got in batch.items():
+                for record in got:
                     next_offset[tp] = record.offset + 1
-                    try:
-                        events.append(OrderEvent.model_validate_json(record.value or b""))
-                    except ValidationError as exc:
-                        log.error(
-                            "unreadable order event skipped",
-                            extra={"partition": tp.partition, "offset": record.offset,
-                                   "error": str(exc)[:300]},
-                        )  # fmt: skip
+                    records.append(record)
             for tp in list(remaining):
                 # transaction markers take offsets too: the position is the truth at the end
                 if next_offset[tp] >= ends[tp] or (
@@ -97,4 +110,4 @@ async def read_order_log(kafka: KafkaSettings, topic: str) -> list[OrderEvent]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
-    return events
+    return records

@@ -71,6 +71,11 @@ class RiskEngine:
         self.killed = True
         self.kill_reason = reason
 
+    def release(self) -> None:
+        """Undo `kill` (an operator's explicit decision; the bot records it first)."""
+        self.killed = False
+        self.kill_reason = ""
+
     def note_fill(self, product_id: str, at: float) -> None:
         previous = self._last_fill_at.get(product_id)
         if previous is None or at > previous:
