@@ -5,11 +5,11 @@ still stops trading in the process (the durable path is tested in test_bot_kafka
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from cryptopipeline.bot import Bot, BotSettings, PaperBroker
 from cryptopipeline.bot._settings import BotOpsSettings
 from cryptopipeline.core import KafkaSettings
+from cryptopipeline.core.ops import OpsRequest
 
 TOKEN = "the-ops-token"
 
@@ -43,16 +44,33 @@ async def test_without_a_token_the_guarded_routes_are_disabled(token: str | None
     """`CRYPTOPIPELINE_OPS__KILL_TOKEN=` used to make /api/kill answer 200 to anyone."""
     bot = bot_with(token)
     async with serving(bot) as http:
-        for method, path in [("POST", "/api/kill"), ("POST", "/api/release"),
-                             ("GET", "/api/portfolio")]:  # fmt: skip
+        for method, path in [("POST", "/api/kill"), ("POST", "/api/release")]:
             for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer x"}):
                 answer = await http.request(method, path, headers=headers)
                 assert answer.status_code == 403, (path, headers)
                 assert "disabled" in answer.json()["error"]
+        # bound to loopback (the local run), the portfolio view is open without a token
+        assert (await http.get("/api/portfolio")).json()["kill_switch"] is False
         assert (await http.get("/readyz")).status_code == 503  # open, and honest: not ready
         assert (await http.get("/healthz")).status_code == 200
         assert "cryptopipeline_bot_kill_switch" in (await http.get("/metrics")).text
     assert bot.risk.killed is False
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "bot.example"])
+async def test_off_loopback_without_a_token_the_portfolio_is_refused(host: str) -> None:
+    """On Kubernetes the ops port listens on every interface: positions stay private."""
+    settings = BotSettings(
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"),
+        ops=BotOpsSettings(host=host, kill_token=""),  # type: ignore[arg-type]
+    )
+    bot = Bot(settings, PaperBroker())
+    status, body = bot.portfolio_route(OpsRequest("GET", "/api/portfolio", {}, b""))
+    assert status == 403 and "disabled" in body["error"]
+    for local in ("127.0.0.1", "::1", "localhost"):
+        bot.settings.ops.host = local
+        assert bot.portfolio_route(OpsRequest("GET", "/api/portfolio", {}, b""))[0] == 200
+    await bot.order_log.stop()
 
 
 async def test_with_a_token_the_guarded_routes_need_it() -> None:
@@ -75,6 +93,11 @@ async def test_with_a_token_the_guarded_routes_need_it() -> None:
 
 # ---- property tests: forged requests ---------------------------------------------------------
 
+
+def dump(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
 header_values = st.one_of(
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
     st.just(f"Bearer {TOKEN[:-1]}"), st.just(f"bearer {TOKEN}"), st.just(f"Bearer  {TOKEN} x"),
@@ -86,7 +109,7 @@ bodies = st.one_of(
     st.recursive(st.one_of(st.none(), st.integers(), st.text(max_size=10),
                            st.sampled_from(["sNaN", "NaN", "Infinity"])),
                  lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-                     st.text(max_size=5), inner, max_size=3), max_leaves=20).map(orjson.dumps),
+                     st.text(max_size=5), inner, max_size=3), max_leaves=20).map(dump),
     st.just(b"[" * 10_000 + b"]" * 10_000),
 )  # fmt: skip
 

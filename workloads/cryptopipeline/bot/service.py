@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -145,6 +146,11 @@ class Bot:
         return None
 
     def portfolio_route(self, request: OpsRequest) -> tuple[int, Any]:
+        """Positions are private: the token is needed whenever one is configured; without
+        one the view answers only on a loopback bind (the local run), else 403."""
+        ops = self.settings.ops
+        if ops.kill_token is None and _is_loopback(ops.host):
+            return self.portfolio_view()
         return self._refused(request) or self.portfolio_view()
 
     def portfolio_view(self) -> tuple[int, Any]:
@@ -574,6 +580,15 @@ class Bot:
             order = self.blotter.orders.get(update.client_order_id)
             if order is not None and not order.terminal:
                 await self._record(order.request(), update)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _event_seconds(text: str) -> float:
