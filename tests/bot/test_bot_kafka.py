@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from bot_support import KEY_NAME, new_key_pem, signal, ticker, trading_sim, write_keys
 
 from cryptopipeline.bot import Bot, BotSettings, PaperBroker, read_order_log
+from cryptopipeline.bot._orderlog import read_topic
 from cryptopipeline.bot._settings import BotOpsSettings, TradingSettings
 from cryptopipeline.core import KafkaSettings, TopicNames
 from cryptopipeline.core.records import Action, TradeSignal
@@ -261,6 +262,10 @@ async def test_kill_9_between_submit_and_outcome(
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
                 view = (await http.get("/api/portfolio", headers=TEST_AUTH)).json()
                 metrics = (await http.get("/metrics")).text
+                readyz = (await http.get("/readyz")).text
+                api = [(await http.post(path, headers=TEST_AUTH)).text
+                       for path in ("/api/kill", "/api/release")]  # fmt: skip
+            status = await _status_output(port)
         finally:
             bot.send_signal(signals.SIGTERM)
             await bot.wait()
@@ -275,10 +280,15 @@ async def test_kill_9_between_submit_and_outcome(
 
         # secrets never leave: logs of both runs, metrics, the API and the order log
         body_lines = [line for line in private.splitlines() if "PRIVATE KEY" not in line]
+        records = {}
+        for topic in (names.raw, names.trade_signals, names.orders, f"{names.orders}_kill_switch"):
+            got = await read_topic(kafka_settings, topic)
+            records[f"topic {topic}"] = "\n".join(repr((r.key, r.value, r.headers)) for r in got)
+        assert records[f"topic {names.orders}_kill_switch"].count("killed") == 2
         outputs = {
             "first run": first_out.read_text(), "second run": second_out.read_text(),
-            "metrics": metrics, "portfolio": orjson.dumps(view).decode(),
-            "order log": "\n".join(e.model_dump_json() for e in after),
+            "metrics": metrics, "portfolio": orjson.dumps(view).decode(), "readyz": readyz,
+            "kill and release": "\n".join(api), "status": status, **records,
         }  # fmt: skip
         for where, text in outputs.items():
             assert KEY_NAME not in text, where
@@ -318,6 +328,26 @@ async def test_a_bad_key_is_reported_and_never_leaks(
         text = out.read_text()
         assert "refused the API key (401" in text
         assert KEY_NAME not in text and "PRIVATE KEY" not in text and "eyJ" not in text
+
+
+async def _status_output(bot_port: int) -> str:
+    """`cryptopipeline status` against this bot (the other parts are down: it says so)."""
+    status = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cryptopipeline.cli", "status", "--interval", "0.2",
+        "--bot-port", str(bot_port), "--ingestor-port", str(free_port()),
+        "--signaler-port", str(free_port()),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert status.stdout is not None
+    lines: list[bytes] = []
+    async with asyncio.timeout(30):
+        while b"bot" not in b"".join(lines):  # the table's bot row
+            line = await status.stdout.readline()
+            assert line, b"".join(lines)
+            lines.append(line)
+        status.send_signal(signals.SIGINT)
+        rest, _ = await status.communicate()
+    return (b"".join(lines) + rest).decode(errors="replace")
 
 
 async def _ready(port: int) -> bool:
