@@ -444,3 +444,53 @@ async def test_the_kill_switch_survives_restarts_until_released(
     rejected = [e for e in await read_order_log(kafka_settings, names.orders)
                 if e.event is OrderEventType.REJECTED]  # fmt: skip
     assert {e.reason for e in rejected} == {"kill_switch"} and len(rejected) == 3
+
+
+async def test_forged_order_records_are_skipped_and_counted_at_recovery(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """Records read back from the order log are input too: a forged one must not stop the
+    recovery (a `submitted` without a side used to raise in it) nor poison the portfolio."""
+    names = topics()
+    settings = paper_settings(kafka_settings, names)
+    first = Bot(settings, CountingBroker())
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tasks:  # a real run makes the topics and one real order
+        tasks.create_task(first.run(stop))
+        await until(lambda: first.consuming)
+        tick = ticker("BTC-USD", Decimal("60000.00"), Decimal("60000.10"))
+        await produce(kafka_settings, names.raw, [("BTC-USD", orjson.dumps(tick))])
+        await until(lambda: "BTC-USD" in first.books)
+        good = signal(400)
+        await produce(kafka_settings, names.trade_signals, [encoded(good)])
+        good_id = client_order_id_for(good.signal_id)
+        await until(
+            lambda: good_id in first.blotter.orders and first.blotter.orders[good_id].terminal
+        )
+        stop.set()
+    base = {"schema_version": 1, "client_order_id": "forged-1", "signal_id": "forged-signal",
+            "product_id": "BTC-USD", "time": "2026-01-01T00:00:00Z", "broker": "paper"}  # fmt: skip
+    fill = {"fill_id": "forged-fill", "price": "1e999999", "size": "1e999999", "fee": "0"}
+    forged = [
+        b"not json at all",
+        orjson.dumps(base | {"event": "submitted"}),  # no side, type or size
+        orjson.dumps(base | {"event": "filled", "side": "BUY", "fill": fill}),
+        orjson.dumps(base | {"event": "filled", "side": "BUY", "fill": fill | {"price": "sNaN"}}),
+        orjson.dumps(
+            base | {"event": "accepted", "side": "BUY", "order_type": "MARKET", "base_size": "-5"}
+        ),
+        b"[" * 50_000 + b"]" * 50_000,
+    ]
+    await produce(kafka_settings, names.orders, [("BTC-USD", value) for value in forged])
+
+    again = Bot(paper_settings(kafka_settings, names), PaperBroker())
+    await again.recover()  # must not raise
+    assert "forged-1" not in again.blotter.orders
+    assert again.blotter.portfolio.snapshot()["cash"] == first.blotter.portfolio.snapshot()["cash"]
+    assert again.blotter.orders[good_id].state is OrderEventType.FILLED
+    counted = sum(
+        again.metrics.bad_input.labels("order_log", reason)._value.get()
+        for reason in ("not_json", "schema", "bad_decimal", "bad_field")
+    )
+    assert counted == len(forged)
+    await again.order_log.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
@@ -52,19 +53,25 @@ class OrderLog:
             await self._producer.send(self.topic, value, key=key)
 
 
-async def read_order_log(kafka: KafkaSettings, topic: str) -> list[OrderEvent]:
+async def read_order_log(
+    kafka: KafkaSettings,
+    topic: str,
+    on_bad: Callable[[BadInput, str], None] | None = None,
+) -> list[OrderEvent]:
     """Every readable event in the topic, per partition in log order (committed records
-    only). An unreadable record is skipped with its partition, offset and reason logged."""
+    only). An unreadable record is skipped and handed to `on_bad` with its position
+    (`topic/partition@offset`); without `on_bad` it is logged."""
     events: list[OrderEvent] = []
     for record in await read_topic(kafka, topic):
         try:
             events.append(decode_order_event(record.value or b""))
         except BadInput as exc:
-            log.error(
-                "unreadable order event skipped",
-                extra={"partition": record.partition, "offset": record.offset,
-                       "reason": exc.reason, "error": exc.detail},
-            )  # fmt: skip
+            where = f"{topic}/{record.partition}@{record.offset}"
+            if on_bad is not None:
+                on_bad(exc, where)
+            else:
+                log.error("unreadable order event skipped", extra={
+                    "at": where, "reason": exc.reason, "error": exc.detail})  # fmt: skip
     return events
 
 

@@ -282,7 +282,10 @@ class Bot:
         switch = await read_kill_switch(self.settings.kafka, self.settings.kill_switch_topic)
         if switch.killed:
             self.kill(f"recorded before this start: {switch.reason}")
-        events = await read_order_log(self.settings.kafka, self.settings.topics.orders)
+        events = await read_order_log(
+            self.settings.kafka, self.settings.topics.orders,
+            lambda exc, where: self.bad_input("order_log", exc, where),
+        )  # fmt: skip
         for event in events:
             self.blotter.apply(event)
             fill = event.to_fill()
