@@ -196,9 +196,8 @@ class Bot:
 
     async def _record_kill_switch(self, killed: bool, reason: str) -> None:
         record = KillSwitchRecord(killed=killed, reason=reason, time=_now_text())
-        async with asyncio.timeout(
-            self.settings.ops.record_timeout_s
-        ):  # answer, even if Kafka won't
+        limit = self.settings.ops.record_timeout_s  # an answer even when Kafka is down
+        async with asyncio.timeout(limit):
             await self.order_log.publish(
                 self.settings.kill_switch_topic, KILL_SWITCH_KEY, record.model_dump_json().encode()
             )
