@@ -93,7 +93,9 @@ def _common_config(pipeline: Pipeline, workload: Workload) -> dict[str, str]:
         "CRYPTOPIPELINE_TOPIC_DEFAULTS__PARTITIONS": str(topics.partitions),
         "CRYPTOPIPELINE_TOPIC_DEFAULTS__REPLICATION_FACTOR": str(topics.replicas),
         "CRYPTOPIPELINE_TOPIC_DEFAULTS__RETENTION_MS": str(topics.retention_ms),
-        "CRYPTOPIPELINE_OPS__HOST": "0.0.0.0",  # the kubelet probes it
+        # every interface: the kubelet probes and Prometheus scrapes the pod IP; the bot's
+        # private routes need the token from bot.killTokenSecret (docs/operator.md)
+        "CRYPTOPIPELINE_OPS__HOST": "0.0.0.0",
         "CRYPTOPIPELINE_OPS__PORT": str(OPS_PORTS[workload]),
         "CRYPTOPIPELINE_LOG_FORMAT": "json",
     }
@@ -210,6 +212,21 @@ def _rollout(workload: Workload) -> dict[str, Any]:
     return {"type": "Recreate"}
 
 
+def _bot_kill_token(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The bot's ops token from its Secret, by reference (`secretKeyRef`); none: the bot's
+    kill, release and portfolio routes are disabled (its ops port listens on every
+    interface here, for the kubelet and Prometheus)."""
+    ref = pipeline.spec.bot.kill_token_secret
+    if ref is None:
+        return []
+    return [
+        {
+            "name": "CRYPTOPIPELINE_OPS__KILL_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key, "optional": False}},
+        }
+    ]
+
+
 def deployment(pipeline: Pipeline, workload: Workload) -> Manifest:
     """One workload's Deployment, non-root with a read-only root. The ingestor and the bot are
     single writers (Recreate: an old and a new pod never overlap); signaler replicas share
@@ -222,7 +239,7 @@ def deployment(pipeline: Pipeline, workload: Workload) -> Manifest:
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     if workload == "bot":
         key_env, key_volumes = _bot_key(pipeline)
-        env += key_env
+        env += key_env + _bot_kill_token(pipeline)
         volumes += key_volumes
         if key_volumes:
             mounts.append({"name": "coinbase-key", "mountPath": COINBASE_KEY_DIR, "readOnly": True})

@@ -171,6 +171,9 @@ class Reconciler:
         if spec.bot.coinbase_key_secret is not None:
             ref = spec.bot.coinbase_key_secret
             needed.append(("bot.coinbaseKeySecret", ref.name, ref.keys()))
+        if spec.bot.kill_token_secret is not None:
+            token = spec.bot.kill_token_secret
+            needed.append(("bot.killTokenSecret", token.name, [token.key]))
         if spec.ksqldb is not None and spec.ksqldb.credentials_secret is not None:
             ref2 = spec.ksqldb.credentials_secret
             needed.append(

@@ -141,10 +141,17 @@ class CoinbaseKeyRef(SecretRef):
         return [self.key_name_key, self.private_key_key]
 
 
+class KillTokenRef(SecretRef):
+    """The Secret key with the bot's ops token (kill, release, portfolio)."""
+
+    key: str = "kill-token"
+
+
 class BotSpec(_Model):
     mode: Literal["paper", "live"] = "paper"
     risk: RiskSpec = Field(default_factory=RiskSpec)
     coinbase_key_secret: CoinbaseKeyRef | None = None
+    kill_token_secret: KillTokenRef | None = None
 
 
 class ServiceMonitorSpec(_Model):

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from bot_support import KEY_NAME, new_key_pem, signal, ticker, trading_sim, write_keys
 
 from cryptopipeline.bot import Bot, BotSettings, PaperBroker, read_order_log
+from cryptopipeline.bot._orderlog import read_topic
 from cryptopipeline.bot._settings import BotOpsSettings, TradingSettings
 from cryptopipeline.core import KafkaSettings, TopicNames
 from cryptopipeline.core.records import Action, TradeSignal
@@ -81,6 +82,9 @@ def paper_settings(kafka: KafkaSettings, names: TopicNames) -> BotSettings:
     )  # fmt: skip
 
 
+AUTH = {"Authorization": "Bearer let-me-kill"}
+
+
 def encoded(s: TradeSignal) -> tuple[str, bytes]:
     return s.product_id, s.model_dump_json().encode()
 
@@ -115,7 +119,8 @@ async def test_paper_bot_end_to_end_recovery_and_kill_switch(kafka_settings: Kaf
         assert portfolio.cash == Decimal("10000") - size * Decimal("0.10") - fees
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bot.ops.port}") as http:  # type: ignore[union-attr]
-            view = (await http.get("/api/portfolio")).json()
+            assert (await http.get("/api/portfolio")).status_code == 401  # behind the token
+            view = (await http.get("/api/portfolio", headers=AUTH)).json()
             assert Decimal(view["cash"]) == portfolio.cash and view["kill_switch"] is False
             assert (await http.post("/api/kill")).status_code == 401
             assert (
@@ -161,8 +166,12 @@ async def test_rejections_are_logged_with_their_reason(kafka_settings: KafkaSett
         await until(lambda: coid in bot.blotter.orders and bot.blotter.orders[coid].terminal)
         assert bot.blotter.orders[coid].reason == "no_price"
         tick = ticker("BTC-USD", Decimal("60000.00"), Decimal("60000.10"))
-        await produce(kafka_settings, names.raw, [("BTC-USD", orjson.dumps(tick))])
-        await until(lambda: "BTC-USD" in bot.books)
+        forged = [tick | {"best_bid": "sNaN"}, tick | {"best_ask": "Infinity"},
+                  tick | {"best_bid": None, "price": "NaN"}]  # fmt: skip
+        await produce(kafka_settings, names.raw,
+                      [("BTC-USD", orjson.dumps(t)) for t in [*forged, tick]])  # fmt: skip
+        await until(lambda: "BTC-USD" in bot.books)  # read past the forged ones, still running
+        assert bot.metrics.bad_input.labels("tick", "bad_decimal")._value.get() == 3
         big = signal(21)
         await produce(kafka_settings, names.trade_signals, [encoded(big)])
         coid = client_order_id_for(big.signal_id)
@@ -198,6 +207,9 @@ def _bot_env(kafka: KafkaSettings, names: TopicNames, trade_url: str, pem: str, 
         "CRYPTOPIPELINE_LOG_LEVEL": "DEBUG",
     })  # fmt: skip
     return env
+
+
+TEST_AUTH = {"Authorization": "Bearer kill-token-for-tests"}
 
 
 async def _start_bot(env: dict[str, str], out: Path) -> asyncio.subprocess.Process:
@@ -248,8 +260,12 @@ async def test_kill_9_between_submit_and_outcome(
         try:
             await until(lambda: _ready(port), within=60)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                view = (await http.get("/api/portfolio")).json()
+                view = (await http.get("/api/portfolio", headers=TEST_AUTH)).json()
                 metrics = (await http.get("/metrics")).text
+                readyz = (await http.get("/readyz")).text
+                api = [(await http.post(path, headers=TEST_AUTH)).text
+                       for path in ("/api/kill", "/api/release")]  # fmt: skip
+            status = await _status_output(port)
         finally:
             bot.send_signal(signals.SIGTERM)
             await bot.wait()
@@ -264,10 +280,15 @@ async def test_kill_9_between_submit_and_outcome(
 
         # secrets never leave: logs of both runs, metrics, the API and the order log
         body_lines = [line for line in private.splitlines() if "PRIVATE KEY" not in line]
+        records = {}
+        for topic in (names.raw, names.trade_signals, names.orders, f"{names.orders}_kill_switch"):
+            got = await read_topic(kafka_settings, topic)
+            records[f"topic {topic}"] = "\n".join(repr((r.key, r.value, r.headers)) for r in got)
+        assert records[f"topic {names.orders}_kill_switch"].count("killed") == 2
         outputs = {
             "first run": first_out.read_text(), "second run": second_out.read_text(),
-            "metrics": metrics, "portfolio": orjson.dumps(view).decode(),
-            "order log": "\n".join(e.model_dump_json() for e in after),
+            "metrics": metrics, "portfolio": orjson.dumps(view).decode(), "readyz": readyz,
+            "kill and release": "\n".join(api), "status": status, **records,
         }  # fmt: skip
         for where, text in outputs.items():
             assert KEY_NAME not in text, where
@@ -309,9 +330,167 @@ async def test_a_bad_key_is_reported_and_never_leaks(
         assert KEY_NAME not in text and "PRIVATE KEY" not in text and "eyJ" not in text
 
 
+async def _status_output(bot_port: int) -> str:
+    """`cryptopipeline status` against this bot (the other parts are down: it says so)."""
+    status = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cryptopipeline.cli", "status", "--interval", "0.2",
+        "--bot-port", str(bot_port), "--ingestor-port", str(free_port()),
+        "--signaler-port", str(free_port()),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert status.stdout is not None
+    lines: list[bytes] = []
+    async with asyncio.timeout(30):
+        while b"bot" not in b"".join(lines):  # the table's bot row
+            line = await status.stdout.readline()
+            assert line, b"".join(lines)
+            lines.append(line)
+        status.send_signal(signals.SIGINT)
+        rest, _ = await status.communicate()
+    return (b"".join(lines) + rest).decode(errors="replace")
+
+
 async def _ready(port: int) -> bool:
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as http:
             return (await http.get("/readyz")).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# ---- the kill switch is durable: a real bot process, stopped and started again ---------------
+
+
+def _paper_env(kafka: KafkaSettings, names: TopicNames, port: int, group: str) -> dict[str, str]:
+    env = _bot_env(kafka, names, "http://127.0.0.1:9", "", port, group, pause=False)
+    for name in ("CRYPTOPIPELINE_BROKER__API_URL", "CRYPTOPIPELINE_BROKER__KEY_NAME",
+                 "CRYPTOPIPELINE_BROKER__PRIVATE_KEY"):  # fmt: skip
+        env.pop(name)
+    env["CRYPTOPIPELINE_BROKER__MODE"] = "paper"
+    return env
+
+
+async def _stop(bot: asyncio.subprocess.Process) -> int:
+    bot.send_signal(signals.SIGTERM)
+    return await bot.wait()
+
+
+async def _events_for(kafka: KafkaSettings, topic: str, coid: str) -> list[OrderEventType]:
+    return [e.event for e in await read_order_log(kafka, topic) if e.client_order_id == coid]
+
+
+async def test_the_kill_switch_survives_restarts_until_released(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    names = topics()
+    port, group = free_port(), f"bot-{uuid.uuid4().hex[:8]}"
+    env = _paper_env(kafka_settings, names, port, group)
+    base = f"http://127.0.0.1:{port}"
+
+    async def run_bot(n: int) -> asyncio.subprocess.Process:
+        bot = await _start_bot(env, tmp_path / f"run{n}.log")
+        await until(lambda: _ready(port), within=60)
+        return bot
+
+    async def trade(n: int) -> tuple[str, list[OrderEventType]]:
+        s = signal(n)
+        coid = client_order_id_for(s.signal_id)
+        await produce(kafka_settings, names.trade_signals, [encoded(s)])
+
+        async def settled() -> bool:
+            events = await _events_for(kafka_settings, names.orders, coid)
+            return any(e.terminal for e in events)
+
+        await until(settled, within=60)
+        return coid, await _events_for(kafka_settings, names.orders, coid)
+
+    bot = await run_bot(1)
+    try:
+        tick = ticker("BTC-USD", Decimal("60000.00"), Decimal("60000.10"))
+        await produce(kafka_settings, names.raw, [("BTC-USD", orjson.dumps(tick))])
+        async with httpx.AsyncClient(base_url=base) as http:
+            killed = await http.post("/api/kill", headers=TEST_AUTH)
+            assert killed.status_code == 200 and killed.json() == {
+                "kill_switch": True, "durable": True}  # fmt: skip
+    finally:
+        assert await _stop(bot) == 0  # a clean stop, then a clean start
+
+    bot = await run_bot(2)
+    try:
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await http.get("/readyz")).json()["kill_switch"] is True
+            for n in (300, 301, 302):  # the signals that went out as orders before the fix
+                _, events = await trade(n)
+                assert events == [OrderEventType.RECEIVED, OrderEventType.REJECTED]
+            metrics = (await http.get("/metrics")).text
+            assert 'cryptopipeline_bot_kill_switch{pipeline="local",workload="bot"} 1.0' in metrics
+            assert (await http.post("/api/release")).status_code == 401
+            wrong = {"Authorization": "Bearer kill-token-for-tests-not"}
+            assert (await http.post("/api/release", headers=wrong)).status_code == 401
+            assert (await http.get("/readyz")).json()["kill_switch"] is True
+            released = await http.post("/api/release", headers=TEST_AUTH)
+            assert released.status_code == 200 and released.json() == {"kill_switch": False}
+            _, events = await trade(303)
+            assert events[-1] is OrderEventType.FILLED
+    finally:
+        assert await _stop(bot) == 0
+
+    bot = await run_bot(3)  # the release is durable too
+    try:
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await http.get("/readyz")).json()["kill_switch"] is False
+    finally:
+        assert await _stop(bot) == 0
+    rejected = [e for e in await read_order_log(kafka_settings, names.orders)
+                if e.event is OrderEventType.REJECTED]  # fmt: skip
+    assert {e.reason for e in rejected} == {"kill_switch"} and len(rejected) == 3
+
+
+async def test_forged_order_records_are_skipped_and_counted_at_recovery(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """Records read back from the order log are input too: a forged one must not stop the
+    recovery (a `submitted` without a side used to raise in it) nor poison the portfolio."""
+    names = topics()
+    settings = paper_settings(kafka_settings, names)
+    first = Bot(settings, CountingBroker())
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tasks:  # a real run makes the topics and one real order
+        tasks.create_task(first.run(stop))
+        await until(lambda: first.consuming)
+        tick = ticker("BTC-USD", Decimal("60000.00"), Decimal("60000.10"))
+        await produce(kafka_settings, names.raw, [("BTC-USD", orjson.dumps(tick))])
+        await until(lambda: "BTC-USD" in first.books)
+        good = signal(400)
+        await produce(kafka_settings, names.trade_signals, [encoded(good)])
+        good_id = client_order_id_for(good.signal_id)
+        await until(
+            lambda: good_id in first.blotter.orders and first.blotter.orders[good_id].terminal
+        )
+        stop.set()
+    base = {"schema_version": 1, "client_order_id": "forged-1", "signal_id": "forged-signal",
+            "product_id": "BTC-USD", "time": "2026-01-01T00:00:00Z", "broker": "paper"}  # fmt: skip
+    fill = {"fill_id": "forged-fill", "price": "1e999999", "size": "1e999999", "fee": "0"}
+    forged = [
+        b"not json at all",
+        orjson.dumps(base | {"event": "submitted"}),  # no side, type or size
+        orjson.dumps(base | {"event": "filled", "side": "BUY", "fill": fill}),
+        orjson.dumps(base | {"event": "filled", "side": "BUY", "fill": fill | {"price": "sNaN"}}),
+        orjson.dumps(
+            base | {"event": "accepted", "side": "BUY", "order_type": "MARKET", "base_size": "-5"}
+        ),
+        b"[" * 50_000 + b"]" * 50_000,
+    ]
+    await produce(kafka_settings, names.orders, [("BTC-USD", value) for value in forged])
+
+    again = Bot(paper_settings(kafka_settings, names), PaperBroker())
+    await again.recover()  # must not raise
+    assert "forged-1" not in again.blotter.orders
+    assert again.blotter.portfolio.snapshot()["cash"] == first.blotter.portfolio.snapshot()["cash"]
+    assert again.blotter.orders[good_id].state is OrderEventType.FILLED
+    counted = sum(
+        again.metrics.bad_input.labels("order_log", reason)._value.get()
+        for reason in ("not_json", "schema", "bad_decimal", "bad_field")
+    )
+    assert counted == len(forged)
+    await again.order_log.stop()

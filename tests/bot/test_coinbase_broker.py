@@ -209,3 +209,51 @@ async def test_dry_run_sends_nothing(sim: SimServer) -> None:
     assert broker.client.dry_run_requests[0]["body"]["client_order_id"] == request.client_order_id
     assert sim.account.create_requests == 0
     await broker.client.close()
+
+
+async def test_lookup_pages_through_the_order_list(sim: SimServer) -> None:
+    """250 later orders push the one looked up to the third page (100 per page)."""
+    broker = make_broker(sim)
+    oldest = order(500, order_type=OrderType.LIMIT, limit_price=Decimal("1000.00"))
+    await broker.submit(oldest)
+    for n in range(501, 751):  # straight into the simulated account: only the pages matter
+        resting = order(n, order_type=OrderType.LIMIT, limit_price=Decimal("1000.00"))
+        sim.account.create({
+            "client_order_id": resting.client_order_id, "product_id": "BTC-USD", "side": "BUY",
+            "order_configuration": {"limit_limit_gtc": {"base_size": "0.001",
+                                                        "limit_price": "1000.00"}},
+        })  # fmt: skip
+    found = await broker.lookup(oldest)
+    assert found is not None and found.status is OrderStatus.OPEN
+    assert found.exchange_order_id == next(
+        o.order_id for o in sim.account.orders.values()
+        if o.client_order_id == oldest.client_order_id
+    )  # fmt: skip
+    assert await broker.lookup(order(999)) is None  # read every page, then not found
+    await broker.client.close()
+
+
+async def test_the_sim_pages_the_order_list(sim: SimServer) -> None:
+    creds = CdpCredentials.from_pem(KEY_NAME, PRIVATE)
+    for n in range(5):
+        sim.account.create({
+            "client_order_id": f"page-{n}", "product_id": "BTC-USD", "side": "BUY",
+            "order_configuration": {"limit_limit_gtc": {"base_size": "0.001",
+                                                        "limit_price": "1000.00"}},
+        })  # fmt: skip
+    host = (sim.trade_url or "").removeprefix("http://")
+    path = "/api/v3/brokerage/orders/historical/batch"
+    seen: list[str] = []
+    params: dict[str, str] = {"limit": "2"}
+    async with httpx.AsyncClient(base_url=sim.trade_url or "") as http:
+        for _ in range(5):
+            auth = {"Authorization": f"Bearer {creds.token('GET', host, path)}"}
+            page = (await http.get(path, params=params, headers=auth)).json()
+            seen += [o["client_order_id"] for o in page["orders"]]
+            if not page["has_next"]:
+                break
+            params["cursor"] = page["cursor"]
+        auth = {"Authorization": f"Bearer {creds.token('GET', host, path)}"}
+        bad = await http.get(path, params={"limit": "0"}, headers=auth)
+    assert seen == [f"page-{n}" for n in reversed(range(5))]  # newest first, each once
+    assert bad.status_code == 400

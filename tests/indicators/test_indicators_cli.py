@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cryptopipeline.cli import main
 
@@ -123,6 +127,13 @@ def test_flags_change_periods_and_key_names(
         (HEADER, ["2024-01-02,1,1,1,1,1", "2024-01-01,1,1,1,1,1"], "line 3: time"),
         (HEADER, ["1,1,1,1,1"], "line 2: 5 fields"),
         (HEADER, ["yesterday,1,1,1,1,1"], "line 2: column 'time'"),
+        (HEADER, ["1,1,1,1,1,1", "2,1,1,2,1,1"], "line 3: column 'high': '1' is below low '2'"),
+        (HEADER, ["1,-1,1,1,1,1"], "line 2: column 'open': '-1' must be above 0"),
+        (HEADER, ["1,1,1,1,0,1"], "line 2: column 'close': '0' must be above 0"),
+        (HEADER, ["1,1,-2,-3,1,1"], "line 2: column 'high': '-2' must be above 0"),
+        (HEADER, ["1,1,1,1,1,-0.5"], "line 2: column 'volume': '-0.5' must not be negative"),
+        (HEADER, ["1,1,2,1,3,1"], "line 2: column 'close': '3' is outside low '1' .. high '2'"),
+        (HEADER, ["1,0.5,2,1,1,1"], "line 2: column 'open': '0.5' is outside low"),
     ],
 )
 def test_bad_input_is_exit_2_naming_the_line(
@@ -168,3 +179,51 @@ def test_the_installed_command(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2 and "line 2" in done.stderr and "Traceback" not in done.stderr
+
+
+# ---- property test: forged CSV rows ----------------------------------------------------------
+
+_FORGED_CELLS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(min_value=-(10**400), max_value=10**400).map(str),
+    st.sampled_from(["", " ", "nan", "NaN", "sNaN", "inf", "-inf", "1e999", "-0", "0", "1_0",
+                     "0x1p3", '"1,2"', "2024-01-01T00:00:00Z", "9999-12-31", "\u00a01"]),
+    st.text(max_size=30),
+    st.text(alphabet="9", min_size=400, max_size=5000),
+)  # fmt: skip
+
+
+def _run_in_process(path: Path) -> tuple[int, bytes, str]:
+    out, err = io.BytesIO(), io.StringIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8")
+    with mock.patch.object(sys, "stdout", stdout), mock.patch.object(sys, "stderr", err):
+        code = main(["indicators", "--input", str(path)])
+        stdout.flush()
+    return code, out.getvalue(), err.getvalue()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    rows=st.lists(st.lists(_FORGED_CELLS, min_size=5, max_size=7), min_size=1, max_size=6),
+    good_first=st.booleans(),
+)
+def test_property_forged_csv_is_json_or_one_line_naming_the_line(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[list[str]], good_first: bool
+) -> None:
+    lines = [",".join(r) for r in rows]
+    if good_first:
+        lines.insert(0, "0,1,1,1,1,1")
+    path = tmp_path_factory.mktemp("csv") / "forged.csv"
+    path.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    code, out, err = _run_in_process(path)
+    written = [json.loads(line) for line in out.decode().splitlines()]
+    for record in written:  # whatever was accepted is finite, candle rules held
+        assert all(v is None or isinstance(v, str | int) or math.isfinite(v)
+                   for v in record.values())  # fmt: skip
+    if code == 0:
+        assert not err
+        return
+    assert code == 2 and "Traceback" not in err
+    message = err.strip()
+    assert "\n" not in message and message.startswith("cryptopipeline indicators: ")
+    assert " line " in message or "malformed CSV" in message or "not UTF-8" in message

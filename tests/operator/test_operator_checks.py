@@ -189,9 +189,34 @@ def test_missing_secret_is_reported_until_it_exists(
     assert runner.exception is None, runner.output
 
 
+def test_a_missing_kill_token_secret_is_reported(
+    cluster: Cluster, namespace: str, run_operator: Any
+) -> None:
+    body = example()
+    body["spec"]["bot"] = {"mode": "paper", "killTokenSecret": {"name": "bot-ops"}}
+    with run_operator() as runner:
+        cluster.create_pipeline(namespace, body)
+        cond = cluster.wait_condition(namespace, "btc", "Ready", "False", "SecretNotFound")
+        assert cond["message"] == "bot.killTokenSecret: Secret 'bot-ops' does not exist"
+        cluster.core.create_namespaced_secret(namespace, secret("bot-ops", {"other": "x"}))
+        cond = cluster.wait_condition(namespace, "btc", "Ready", "False", "SecretKeyMissing")
+        assert "'kill-token'" in cond["message"]  # the CRD's default key
+        cluster.core.patch_namespaced_secret(
+            "bot-ops", namespace, secret("bot-ops", {"kill-token": KILL_TOKEN})
+        )
+        eventually(lambda: len(cluster.apps.list_namespaced_deployment(namespace).items) == 3)
+    assert runner.exception is None, runner.output
+    bot = cluster.apps.read_namespaced_deployment("btc-bot", namespace)
+    (container,) = bot.spec.template.spec.containers
+    (env,) = [e for e in container.env if e.name == "CRYPTOPIPELINE_OPS__KILL_TOKEN"]
+    assert env.value is None and env.value_from.secret_key_ref.name == "bot-ops"
+    assert env.value_from.secret_key_ref.key == "kill-token"
+
+
 KEY_NAME = "organizations/SECRET-ORG-7f3a/apiKeys/SECRET-KEY-91c2"
 PRIVATE_KEY = "-----BEGIN EC PRIVATE KEY-----\nSECRET-PEM-BODY-55e1\n-----END EC PRIVATE KEY-----"
 KSQL_PASSWORD = "SECRET-KSQL-PASSWORD-0b7d"
+KILL_TOKEN = "SECRET-KILL-TOKEN-4d2e"
 
 
 def test_secret_values_appear_nowhere(
@@ -207,9 +232,11 @@ def test_secret_values_appear_nowhere(
     cluster.core.create_namespaced_secret(
         namespace, secret("ksql", {"username": "trader", "password": KSQL_PASSWORD})
     )
+    cluster.core.create_namespaced_secret(namespace, secret("bot-ops", {"kill-token": KILL_TOKEN}))
     body = example()
     body["spec"]["bot"]["mode"] = "live"
     body["spec"]["bot"]["coinbaseKeySecret"] = {"name": "coinbase"}
+    body["spec"]["bot"]["killTokenSecret"] = {"name": "bot-ops"}
     body["spec"]["ksqldb"] = {"url": "http://127.0.0.1:1", "credentialsSecret": {"name": "ksql"}}
     with run_operator() as runner:
         cluster.create_pipeline(namespace, body)
@@ -226,7 +253,7 @@ def test_secret_values_appear_nowhere(
     seen.append(str(cluster.pipeline(namespace, "btc")))
     seen += [f"{e.reason} {e.message}" for e in cluster.events(namespace)]
     everything = "\n".join(seen)
-    for value in (KEY_NAME, PRIVATE_KEY, "SECRET-PEM-BODY-55e1", KSQL_PASSWORD):
+    for value in (KEY_NAME, PRIVATE_KEY, "SECRET-PEM-BODY-55e1", KSQL_PASSWORD, KILL_TOKEN):
         assert value not in everything
         assert base64.b64encode(value.encode()).decode() not in everything
     # and the bot really gets the key, by reference
@@ -239,5 +266,6 @@ def test_secret_values_appear_nowhere(
     assert refs == {
         "CRYPTOPIPELINE_BROKER__KEY_NAME": "coinbase",
         "CRYPTOPIPELINE_BROKER__PRIVATE_KEY": "coinbase",
+        "CRYPTOPIPELINE_OPS__KILL_TOKEN": "bot-ops",
     }
     assert isinstance(bot, client.V1Deployment)

@@ -194,6 +194,36 @@ def test_bot_gets_the_key_from_its_secret_by_reference_only() -> None:
         assert "env" not in other
 
 
+def test_bot_gets_the_kill_token_from_its_secret_by_reference_only() -> None:
+    """The ops port listens on every interface on Kubernetes: the kill switch is usable there
+    only with a token, and the token comes from a Secret, never from the ConfigMap."""
+    p = pipeline({"bot": {"killTokenSecret": {"name": "bot-ops"}}})
+    (container,) = deployment(p, "bot")["spec"]["template"]["spec"]["containers"]
+    assert container["env"] == [
+        {
+            "name": "CRYPTOPIPELINE_OPS__KILL_TOKEN",
+            "valueFrom": {
+                "secretKeyRef": {"name": "bot-ops", "key": "kill-token", "optional": False}
+            },
+        }
+    ]
+    assert not any("KILL_TOKEN" in k for k in workload_config(p, "bot"))
+    assert workload_config(p, "bot")["CRYPTOPIPELINE_OPS__HOST"] == "0.0.0.0"
+    custom = pipeline({"bot": {"mode": "live", "killTokenSecret": {"name": "t", "key": "tok"},
+                               "coinbaseKeySecret": {"name": "coinbase"}}})  # fmt: skip
+    (container,) = deployment(custom, "bot")["spec"]["template"]["spec"]["containers"]
+    names = [e["name"] for e in container["env"]]
+    assert names == ["CRYPTOPIPELINE_BROKER__KEY_NAME", "CRYPTOPIPELINE_BROKER__PRIVATE_KEY",
+                     "CRYPTOPIPELINE_OPS__KILL_TOKEN"]  # fmt: skip
+    assert container["env"][2]["valueFrom"]["secretKeyRef"] == {
+        "name": "t", "key": "tok", "optional": False}  # fmt: skip
+    for workload in ("ingestor", "signaler"):
+        (other,) = deployment(p, workload)["spec"]["template"]["spec"]["containers"]
+        assert "env" not in other
+    (plain,) = deployment(pipeline({}), "bot")["spec"]["template"]["spec"]["containers"]
+    assert "env" not in plain  # no Secret named: no token, the bot's private routes are off
+
+
 def test_bot_key_file_is_mounted_read_only() -> None:
     p = pipeline({"bot": {"coinbaseKeySecret": {"name": "cdp", "keyFileKey": "cdp_api_key.json"}}})
     pod = deployment(p, "bot")["spec"]["template"]["spec"]

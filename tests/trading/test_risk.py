@@ -105,3 +105,16 @@ def test_max_daily_loss_and_reset_hour() -> None:
 @pytest.mark.parametrize("reason", list(RejectReason))
 def test_every_reason_has_a_stable_code(reason: RejectReason) -> None:
     assert reason.value == reason.value.lower()
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "NaN", "sNaN", "Infinity"])
+def test_a_per_product_position_limit_must_be_a_positive_finite_amount(value: str) -> None:
+    with pytest.raises(ValueError, match="max_position_notional_by_product"):
+        RiskLimits(max_position_notional_by_product={"BTC-USD": value})  # type: ignore[dict-item]
+
+
+def test_release_undoes_the_kill_switch() -> None:
+    engine = RiskEngine(RiskLimits())
+    engine.kill("test")
+    engine.release()
+    assert engine.killed is False and engine.kill_reason == ""

@@ -98,10 +98,36 @@ def _number(text: str, column: str, where: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise InputError(f"{where}: column {column!r}: {text!r} is not a number") from None
+        raise InputError(f"{where}: column {column!r}: {_short(text)} is not a number") from None
     if not math.isfinite(value):
-        raise InputError(f"{where}: column {column!r}: {text!r} is not a finite number")
+        raise InputError(f"{where}: column {column!r}: {_short(text)} is not a finite number")
     return value
+
+
+_MAX_EPOCH = 10**19
+"""Numeric times are epoch seconds, milliseconds, micro- or nanoseconds: all below 10^19."""
+
+
+def _short(text: str) -> str:
+    """A cell as the error shows it: quoted, and cut when long."""
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + f"... ({len(text)} characters)"
+
+
+def _check_candle(values: dict[str, float], texts: dict[str, str], where: str) -> None:
+    """A candle's own rules: prices > 0, volume >= 0, low <= open, close <= high."""
+    for column in ("open", "high", "low", "close"):
+        if values[column] <= 0:
+            raise InputError(f"{where}: column {column!r}: {texts[column]!r} must be above 0")
+    if values["volume"] < 0:
+        raise InputError(f"{where}: column 'volume': {texts['volume']!r} must not be negative")
+    if values["high"] < values["low"]:
+        raise InputError(f"{where}: column 'high': {texts['high']!r} is below low {texts['low']!r}")
+    for column in ("open", "close"):
+        if not values["low"] <= values[column] <= values["high"]:
+            raise InputError(
+                f"{where}: column {column!r}: {texts[column]!r} is outside "
+                f"low {texts['low']!r} .. high {texts['high']!r}"
+            )
 
 
 def _time_key(text: str, where: str) -> tuple[str | int, float]:
@@ -111,18 +137,25 @@ def _time_key(text: str, where: str) -> tuple[str | int, float]:
         raise InputError(f"{where}: column 'time' is empty")
     try:
         as_int = int(stripped)
+    except ValueError:
+        pass
+    else:
+        if abs(as_int) > _MAX_EPOCH:
+            raise InputError(f"{where}: column 'time': {_short(text)} is out of range")
         return as_int, float(as_int)
-    except ValueError:
-        pass
     try:
-        return stripped, float(stripped)
+        number = float(stripped)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number) or abs(number) > _MAX_EPOCH:
+            raise InputError(f"{where}: column 'time': {_short(text)} is not a finite time")
+        return stripped, number
     try:
         moment = datetime.fromisoformat(stripped.replace("z", "Z"))
     except ValueError:
         raise InputError(
-            f"{where}: column 'time': {text!r} is neither a number nor an ISO 8601 time"
+            f"{where}: column 'time': {_short(text)} is neither a number nor an ISO 8601 time"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -158,6 +191,7 @@ def _rows(stream: IO[str], name: str) -> Iterator[_Row]:
             raise InputError(f"{where}: time {fields[index['time']]!r} goes backwards")
         previous = key
         values = {c: _number(fields[index[c]], c, where) for c in COLUMNS[1:]}
+        _check_candle(values, {c: fields[index[c]].strip() for c in COLUMNS[1:]}, where)
         yield _Row(line, time, key, values["high"], values["low"], values["close"])
 
 

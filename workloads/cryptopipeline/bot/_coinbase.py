@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ import orjson
 
 from cryptopipeline.bot._broker import BrokerUnavailable
 from cryptopipeline.bot._credentials import CdpCredentials
+from cryptopipeline.bot._inputs import BadInput, money, text
 from cryptopipeline.trading import (
     BrokerUpdate,
     Fill,
@@ -33,6 +33,11 @@ from cryptopipeline.trading import (
 log = logging.getLogger(__name__)
 
 ORDERS_PATH = "/api/v3/brokerage/orders"
+LIST_ORDERS_PAGE = 100
+"""Orders per list page the bot asks for (the exchange may answer fewer)."""
+MAX_LIST_PAGES = 1_000
+"""A lookup reads at most this many pages (100,000 orders of one product) before giving up
+for now (BrokerUnavailable: the order is looked up again later, never resent)."""
 
 _STATUS = {
     "OPEN": OrderStatus.OPEN,
@@ -75,6 +80,7 @@ class AdvancedTradeClient:
         backoff_max_s: float = 5.0,
         max_retry_after_s: float = 30.0,
         dry_run: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._host = urlsplit(base_url).netloc
         self._credentials = credentials
@@ -88,6 +94,7 @@ class AdvancedTradeClient:
             base_url=base_url,
             timeout=httpx.Timeout(timeout_s),
             headers={"User-Agent": "cryptopipeline-bot", "Content-Type": "application/json"},
+            transport=transport,
         )
 
     async def close(self) -> None:
@@ -102,7 +109,8 @@ class AdvancedTradeClient:
         *,
         body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
-    ) -> Any:
+    ) -> dict[str, Any] | None:
+        """The answer's JSON object; None for a dry run's create or cancel."""
         content = orjson.dumps(body) if body is not None else None
         if self.dry_run and method != "GET":
             request = {"method": method, "url": f"{self._http.base_url}{path}", "body": body}
@@ -130,7 +138,7 @@ class AdvancedTradeClient:
             else:
                 status = response.status_code
                 if status < 400:
-                    return response.json()
+                    return _json_object(response, method, path)
                 if status in (401, 403):
                     raise AuthenticationFailed(
                         f"Coinbase refused the API key ({status} on {method} {path}): "
@@ -160,30 +168,61 @@ class AdvancedTradeClient:
 
     # -- endpoints ---------------------------------------------------------------------------
 
-    async def create_order(self, order: OrderRequest) -> Any:
+    async def create_order(self, order: OrderRequest) -> dict[str, Any] | None:
         return await self._send("POST", ORDERS_PATH, body=order_body(order))
 
-    async def get_order(self, order_id: str) -> dict[str, Any]:
-        answer = await self._send("GET", f"{ORDERS_PATH}/historical/{order_id}")
-        return dict(answer["order"])
+    async def _get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        answer = await self._send("GET", path, params=params)
+        if answer is None:  # a GET is sent even in a dry run
+            raise BrokerUnavailable(f"GET {path}: no answer")
+        return answer
 
-    async def list_orders(self, product_id: str) -> list[dict[str, Any]]:
-        answer = await self._send(
-            "GET", f"{ORDERS_PATH}/historical/batch", params={"product_ids": product_id}
-        )
-        return list(answer.get("orders", []))
+    async def get_order(self, order_id: str) -> dict[str, Any]:
+        answer = await self._get(f"{ORDERS_PATH}/historical/{order_id}")
+        order = answer.get("order")
+        if not isinstance(order, dict):
+            raise BrokerUnavailable(f"get order {order_id}: the answer has no order object")
+        return order
+
+    async def find_order(self, product_id: str, client_order_id: str) -> dict[str, Any] | None:
+        """The order with this client order id, paging through the product's orders (newest
+        first) with the answer's `cursor` while `has_next`; None when no page holds it."""
+        params = {"product_ids": product_id, "limit": str(LIST_ORDERS_PAGE)}
+        seen: set[str] = set()
+        for _ in range(MAX_LIST_PAGES):
+            answer = await self._get(f"{ORDERS_PATH}/historical/batch", params)
+            orders = answer.get("orders")
+            if not isinstance(orders, list):
+                raise BrokerUnavailable("list orders: the answer has no orders list")
+            for state in orders:
+                if isinstance(state, dict) and state.get("client_order_id") == client_order_id:
+                    return state
+            cursor = answer.get("cursor")
+            if not answer.get("has_next") or not isinstance(cursor, str) or not cursor:
+                return None
+            if cursor in seen:  # a cursor that goes round in circles must not loop forever
+                raise BrokerUnavailable("list orders: the exchange repeated a page cursor")
+            seen.add(cursor)
+            params = {**params, "cursor": cursor}
+        raise BrokerUnavailable(f"list orders: not found within {MAX_LIST_PAGES} pages")
 
     async def list_fills(self, order_id: str) -> list[dict[str, Any]]:
-        answer = await self._send(
-            "GET", f"{ORDERS_PATH}/historical/fills", params={"order_ids": order_id}
-        )
-        return list(answer.get("fills", []))
+        answer = await self._get(f"{ORDERS_PATH}/historical/fills", {"order_ids": order_id})
+        fills = answer.get("fills", [])
+        if not isinstance(fills, list):
+            raise BrokerUnavailable(f"list fills {order_id}: fills is not a list")
+        return fills
 
     async def cancel_orders(self, order_ids: Sequence[str]) -> list[dict[str, Any]]:
         answer = await self._send(
             "POST", f"{ORDERS_PATH}/batch_cancel", body={"order_ids": list(order_ids)}
         )
-        return [] if answer is None else list(answer.get("results", []))
+        if answer is None:  # dry run
+            return []
+        results = answer.get("results", [])
+        if not isinstance(results, list):
+            raise BrokerUnavailable("batch cancel: results is not a list")
+        return [r for r in results if isinstance(r, dict)]
 
 
 def order_body(order: OrderRequest) -> dict[str, Any]:
@@ -206,10 +245,22 @@ def order_body(order: OrderRequest) -> dict[str, Any]:
     }
 
 
+def _json_object(response: httpx.Response, method: str, path: str) -> dict[str, Any]:
+    """A success answer's body, which must be a JSON object: anything else is an answer the
+    bot cannot act on (unavailable, asked again later), never an exception in the service."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json parses
+        raise BrokerUnavailable(f"{method} {path}: the answer is not JSON") from None
+    if not isinstance(body, dict):
+        raise BrokerUnavailable(f"{method} {path}: the answer is not a JSON object")
+    return body
+
+
 def _message(response: httpx.Response) -> str:
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return response.text[:200]
     if isinstance(body, dict):
         return str(body.get("message") or body.get("error") or "")[:200]
@@ -236,28 +287,43 @@ class CoinbaseBroker:
         answer = await self.client.create_order(order)
         if answer is None:  # dry run
             return BrokerUpdate(coid, OrderStatus.FAILED, reason="dry_run", detail="not sent")
-        if not answer.get("success"):
-            error = answer.get("error_response") or {}
-            code = str(error.get("error") or answer.get("failure_reason") or "UNKNOWN")
+        if answer.get("success") is not True:
+            error = answer.get("error_response")
+            error = error if isinstance(error, dict) else {}
+            code = str(error.get("error") or answer.get("failure_reason") or "UNKNOWN")[:64]
+            if not code.replace("_", "").isalnum():
+                code = "UNKNOWN"  # the reason is a metric label: a fixed, short word
             reason = _REJECTIONS.get(code, f"broker_{code.lower()}")
             detail = str(error.get("message") or error.get("preview_failure_reason") or code)
             return BrokerUpdate(coid, OrderStatus.REJECTED, reason=reason, detail=detail[:300])
-        order_id = str(answer["success_response"]["order_id"])
+        success = answer.get("success_response")
+        try:
+            order_id = text(success.get("order_id") if isinstance(success, dict) else None,
+                            "success_response.order_id")  # fmt: skip
+        except BadInput as exc:  # it may exist: look it up later, never send it again
+            raise BrokerUnavailable(f"create order: unreadable answer: {exc}") from None
         return await self._state(coid, order_id)
 
     async def _state(self, coid: str, order_id: str) -> BrokerUpdate:
         state = await self.client.get_order(order_id)
         fills: tuple[Fill, ...] = ()
-        if Decimal(state.get("filled_size") or "0") > 0:
-            fills = tuple(_fill(coid, f) for f in await self.client.list_fills(order_id))
+        try:
+            if money(state.get("filled_size") or "0", "filled_size", zero=True) > 0:
+                fills = tuple(_fill(coid, f) for f in await self.client.list_fills(order_id))
+        except BadInput as exc:  # never book a forged or broken fill; ask again later
+            raise BrokerUnavailable(f"unreadable answer for order {order_id}: {exc}") from None
         status = _STATUS.get(str(state.get("status")), OrderStatus.OPEN)
         return BrokerUpdate(coid, status, order_id, fills=fills)
 
     async def lookup(self, order: OrderRequest) -> BrokerUpdate | None:
-        for state in await self.client.list_orders(order.product_id):
-            if state.get("client_order_id") == order.client_order_id:
-                return await self._state(order.client_order_id, str(state["order_id"]))
-        return None
+        state = await self.client.find_order(order.product_id, order.client_order_id)
+        if state is None:
+            return None
+        try:
+            order_id = text(state.get("order_id"), "order_id")
+        except BadInput as exc:
+            raise BrokerUnavailable(f"list orders: unreadable order: {exc}") from None
+        return await self._state(order.client_order_id, order_id)
 
     async def cancel(self, orders: Sequence[tuple[str, str | None]]) -> list[BrokerUpdate]:
         ids = {exchange_id: coid for coid, exchange_id in orders if exchange_id}
@@ -267,7 +333,7 @@ class CoinbaseBroker:
         return [
             BrokerUpdate(ids[str(r["order_id"])], OrderStatus.CANCELLED, str(r["order_id"]))
             for r in results
-            if r.get("success") and str(r.get("order_id")) in ids
+            if r.get("success") is True and str(r.get("order_id")) in ids
         ]
 
     async def poll(self, orders: Sequence[tuple[str, str | None]]) -> list[BrokerUpdate]:
@@ -278,15 +344,21 @@ class CoinbaseBroker:
         return updates
 
 
-def _fill(coid: str, raw: dict[str, Any]) -> Fill:
+def _fill(coid: str, raw: object) -> Fill:
+    """One fill of the exchange's answer, checked (BadInput) before it can touch money."""
+    if not isinstance(raw, dict):
+        raise BadInput("bad_field", "a fill that is not an object")
+    side = raw.get("side")
+    if side not in ("BUY", "SELL"):
+        raise BadInput("bad_field", "fill side must be BUY or SELL")
     return Fill(
-        fill_id=str(raw["entry_id"]),
+        fill_id=text(raw.get("entry_id"), "entry_id"),
         client_order_id=coid,
-        product_id=str(raw["product_id"]),
-        side=OrderSide(str(raw["side"])),
-        price=Decimal(str(raw["price"])),
-        size=Decimal(str(raw["size"])),
-        fee=Decimal(str(raw.get("commission") or "0")),
+        product_id=text(raw.get("product_id"), "product_id"),
+        side=OrderSide(side),
+        price=money(raw.get("price"), "price"),
+        size=money(raw.get("size"), "size"),
+        fee=money(raw.get("commission") or "0", "commission", zero=True),
         liquidity="MAKER" if raw.get("liquidity_indicator") == "MAKER" else "TAKER",
-        time=str(raw.get("trade_time") or ""),
+        time=str(raw.get("trade_time") or "")[:64],
     )

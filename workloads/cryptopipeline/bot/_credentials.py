@@ -36,7 +36,7 @@ class CdpCredentials:
         text = pem.replace("\\n", "\n").strip()  # env vars often carry escaped newlines
         try:
             key = load_pem_private_key(text.encode(), password=None)
-        except (ValueError, TypeError):
+        except Exception:  # any parser complaint may quote the input: say only what failed
             raise CredentialsError("the private key is not a readable PEM") from None
         if not isinstance(key, EllipticCurvePrivateKey):
             raise CredentialsError("the private key must be an EC (ES256) key")

@@ -27,6 +27,11 @@ class BotMetrics:
             f"{_PREFIX}_rejections", "Orders rejected, by product and reason.",
             ["product", "reason"], registry=r,
         )  # fmt: skip
+        self.bad_input = Counter(
+            f"{_PREFIX}_bad_input", "Records the bot refused to act on, by source and reason "
+            "(tick, signal, order_log; not_json, schema, bad_decimal, ...).",
+            ["source", "reason"], registry=r,
+        )  # fmt: skip
         self.broker_errors = Counter(
             f"{_PREFIX}_broker_errors", "Broker calls that failed, by kind.", ["kind"], registry=r
         )

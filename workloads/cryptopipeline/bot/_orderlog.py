@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from pydantic import ValidationError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from cryptopipeline.bot._inputs import BadInput, decode_order_event
 from cryptopipeline.core import KafkaSettings
 from cryptopipeline.trading import OrderEvent
 
@@ -37,6 +38,10 @@ class OrderLog:
         """Wait until every event sent so far is acknowledged."""
         await self._producer.flush()
 
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        """Write one record to another topic (the kill switch) and wait until it is durable."""
+        await self._producer.send_and_wait(topic, value, key=key)
+
     async def write(self, event: OrderEvent, *, durable: bool = True) -> None:
         """Append an event; `durable` waits for the broker's acknowledgement. Events of one
         product share a partition, so a later durable write also covers earlier ones."""
@@ -48,8 +53,30 @@ class OrderLog:
             await self._producer.send(self.topic, value, key=key)
 
 
-async def read_order_log(kafka: KafkaSettings, topic: str) -> list[OrderEvent]:
-    """Every event in the topic, per partition in log order (committed records only)."""
+async def read_order_log(
+    kafka: KafkaSettings,
+    topic: str,
+    on_bad: Callable[[BadInput, str], None] | None = None,
+) -> list[OrderEvent]:
+    """Every readable event in the topic, per partition in log order (committed records
+    only). An unreadable record is skipped and handed to `on_bad` with its position
+    (`topic/partition@offset`); without `on_bad` it is logged."""
+    events: list[OrderEvent] = []
+    for record in await read_topic(kafka, topic):
+        try:
+            events.append(decode_order_event(record.value or b""))
+        except BadInput as exc:
+            where = f"{topic}/{record.partition}@{record.offset}"
+            if on_bad is not None:
+                on_bad(exc, where)
+            else:
+                log.error("unreadable order event skipped", extra={
+                    "at": where, "reason": exc.reason, "error": exc.detail})  # fmt: skip
+    return events
+
+
+async def read_topic(kafka: KafkaSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every committed record of a topic, per partition in log order, read to its end."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=kafka.bootstrap_servers,
         client_id=f"{kafka.client_id}-bot-recovery",
@@ -57,7 +84,7 @@ async def read_order_log(kafka: KafkaSettings, topic: str) -> list[OrderEvent]:
         isolation_level="read_committed",
     )
     await consumer.start()
-    events: list[OrderEvent] = []
+    records: list[ConsumerRecord[bytes, bytes]] = []
     try:
         partitions: list[TopicPartition] = []
         for _ in range(25):  # a topic created a moment ago may not be in the metadata yet
@@ -68,7 +95,7 @@ async def read_order_log(kafka: KafkaSettings, topic: str) -> list[OrderEvent]:
                 break
             await asyncio.sleep(0.2)
         if not partitions:
-            return events
+            return records
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
@@ -78,17 +105,10 @@ async def read_order_log(kafka: KafkaSettings, topic: str) -> list[OrderEvent]:
         remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
-                for record in records:
+            for tp, got in batch.items():
+                for record in got:
                     next_offset[tp] = record.offset + 1
-                    try:
-                        events.append(OrderEvent.model_validate_json(record.value or b""))
-                    except ValidationError as exc:
-                        log.error(
-                            "unreadable order event skipped",
-                            extra={"partition": tp.partition, "offset": record.offset,
-                                   "error": str(exc)[:300]},
-                        )  # fmt: skip
+                    records.append(record)
             for tp in list(remaining):
                 # transaction markers take offsets too: the position is the truth at the end
                 if next_offset[tp] >= ends[tp] or (
@@ -97,4 +117,4 @@ async def read_order_log(kafka: KafkaSettings, topic: str) -> list[OrderEvent]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
-    return events
+    return records

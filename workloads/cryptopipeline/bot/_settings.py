@@ -7,9 +7,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import orjson
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from cryptopipeline.bot._credentials import CdpCredentials, CredentialsError
 from cryptopipeline.core.settings import ServiceSettings
 from cryptopipeline.trading import ProductIncrements, RiskLimits, Sizing
 
@@ -40,13 +48,34 @@ class BrokerSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
 
-    def key(self) -> tuple[str, str] | None:
-        """(key name, PEM) from the file or the variables; None if none is configured."""
+    _credentials: CdpCredentials | None = PrivateAttr(default=None)
+
+    def credentials(self) -> CdpCredentials | None:
+        """The parsed key (checked when the settings were built); None if none is configured."""
+        return self._credentials
+
+    def _load_credentials(self) -> CdpCredentials | None:
+        """Read and parse the key. Every error is one line that names the file or variable
+        and never contains key material (CredentialsError)."""
         if self.key_file is not None:
-            raw = orjson.loads(self.key_file.read_bytes())
-            return str(raw["name"]), str(raw["privateKey"])
+            where = f"key_file {self.key_file}"
+            try:
+                raw = orjson.loads(self.key_file.read_bytes())
+            except OSError as exc:
+                raise CredentialsError(f"{where}: cannot be read ({exc.strerror})") from None
+            except orjson.JSONDecodeError:
+                raise CredentialsError(f"{where}: is not JSON") from None
+            if not isinstance(raw, dict) or not all(
+                isinstance(raw.get(k), str) for k in ("name", "privateKey")
+            ):
+                raise CredentialsError(
+                    f'{where}: must be a JSON object with string fields "name" and "privateKey"'
+                )
+            return CdpCredentials.from_pem(raw["name"], raw["privateKey"])
         if self.key_name is not None and self.private_key is not None:
-            return self.key_name.get_secret_value(), self.private_key.get_secret_value()
+            return CdpCredentials.from_pem(
+                self.key_name.get_secret_value(), self.private_key.get_secret_value()
+            )
         return None
 
     @model_validator(mode="after")
@@ -58,6 +87,9 @@ class BrokerSettings(BaseModel):
             and (self.key_name is None or self.private_key is None)
         ):
             raise ValueError("mode coinbase needs key_name and private_key, or key_file")
+        if self.mode == "coinbase":
+            # a bad key fails at start, as a one-line configuration error, not a traceback
+            self._credentials = self._load_credentials()
         return self
 
 
@@ -90,22 +122,58 @@ class TradingSettings(BaseModel):
 
 
 class BotOpsSettings(BaseModel):
+    """The ops endpoints. /healthz, /readyz and /metrics are open; /api/portfolio,
+    /api/kill and /api/release need `Authorization: Bearer <kill_token>`, and without a
+    token they answer 403 (disabled). An empty or blank token counts as no token."""
+
     host: str = "127.0.0.1"  # /api/kill is here: local unless configured
     port: int = Field(default=9103, ge=0, le=65535)
-    kill_token: SecretStr | None = Field(default=None, description="POST /api/kill needs it")
+    kill_token: SecretStr | None = Field(
+        default=None, description="the bearer token of /api/portfolio, /api/kill, /api/release"
+    )
+    record_timeout_s: float = Field(
+        default=5.0, gt=0, description="how long /api/kill and /api/release wait for Kafka to "
+        "record the switch before answering 503 (a kill applies in the process at once anyway)",
+    )  # fmt: skip
+
+    @field_validator("kill_token", mode="after")
+    @classmethod
+    def _empty_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # empty means disabled, never "any token, even none, will do"
+        return value
 
 
 class BotSettings(ServiceSettings):
     """Everything the bot reads at start (CRYPTOPIPELINE_BROKER__MODE=coinbase, ...)."""
+
+    # a validation error's text must never echo an input: the broker group holds the key
+    model_config = SettingsConfigDict(
+        env_prefix="CRYPTOPIPELINE_", env_nested_delimiter="__", extra="ignore",
+        hide_input_in_errors=True,
+    )  # fmt: skip
 
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     trading: TradingSettings = Field(default_factory=TradingSettings)
     risk: RiskLimits = Field(default_factory=RiskLimits)
     ops: BotOpsSettings = Field(default_factory=BotOpsSettings)
     consumer_group: str = "cryptopipeline-bot"
+    kill_switch_topic: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]{0,249}$",
+        description="the compacted topic that remembers the kill switch; empty: "
+        "`<orders topic>_kill_switch`",
+    )
     poll_interval_s: float = Field(default=1.0, gt=0, description="open-order and retry polling")
+
     test_pause_after_submit: bool = Field(
         default=False,
         description="TESTS ONLY: after the broker answers the first order, stop before logging "
         "the outcome and wait (the crash test kills the process there)",
     )
+
+    @model_validator(mode="after")
+    def _kill_switch_topic(self) -> BotSettings:
+        if not self.kill_switch_topic:
+            self.kill_switch_topic = f"{self.topics.orders}_kill_switch"
+        return self

@@ -11,20 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
 
 from cryptopipeline.bot._broker import Broker, BrokerUnavailable
 from cryptopipeline.bot._coinbase import AdvancedTradeClient, AuthenticationFailed, CoinbaseBroker
-from cryptopipeline.bot._credentials import CdpCredentials
+from cryptopipeline.bot._inputs import BadInput, decode_signal, decode_tick
+from cryptopipeline.bot._killswitch import (
+    KILL_SWITCH_KEY,
+    KillSwitchRecord,
+    kill_switch_topic_spec,
+    read_kill_switch,
+)
 from cryptopipeline.bot._metrics import BotMetrics
 from cryptopipeline.bot._orderlog import OrderLog, read_order_log
 from cryptopipeline.bot._paper import PaperBroker
@@ -75,10 +80,8 @@ def build_broker(settings: BotSettings) -> Broker:
             maker_fee_bps=b.maker_fee_bps,
             taker_fee_bps=b.taker_fee_bps,
         )
-    key = b.key()
-    credentials = CdpCredentials.from_pem(*key) if key is not None else None
     client = AdvancedTradeClient(
-        b.api_url, credentials, timeout_s=b.timeout_s, max_attempts=b.max_attempts,
+        b.api_url, b.credentials(), timeout_s=b.timeout_s, max_attempts=b.max_attempts,
         dry_run=b.dry_run,
     )  # fmt: skip
     return CoinbaseBroker(client)
@@ -109,6 +112,8 @@ class Bot:
         self.kill_requested = asyncio.Event()
         self.ops: OpsServer | None = None
         self._paused_once = False
+        self._products = frozenset(settings.trading.products)
+        self._bad_logged: set[tuple[str, str]] = set()
         self._in_flight: set[str] = set()
         """Orders between "submitted" and the broker's answer: not unresolved, just busy."""
 
@@ -127,7 +132,28 @@ class Bot:
             "kill_switch": self.risk.killed,
         }
 
-    def portfolio_view(self, _request: OpsRequest | None = None) -> tuple[int, Any]:
+    def _refused(self, request: OpsRequest) -> tuple[int, Any] | None:
+        """None when the request carries the ops token; else the answer that refuses it.
+        No token configured (or an empty one) disables the guarded routes: 403."""
+        token = self.settings.ops.kill_token
+        if token is None:
+            return 403, {"error": "disabled: no kill token is configured "
+                                  "(CRYPTOPIPELINE_OPS__KILL_TOKEN)"}  # fmt: skip
+        header = request.headers.get("authorization", "")
+        given = header[len("Bearer ") :].strip() if header.startswith("Bearer ") else ""
+        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+            return 401, {"error": "bad or missing bearer token"}
+        return None
+
+    def portfolio_route(self, request: OpsRequest) -> tuple[int, Any]:
+        """Positions are private: the token is needed whenever one is configured; without
+        one the view answers only on a loopback bind (the local run), else 403."""
+        ops = self.settings.ops
+        if ops.kill_token is None and _is_loopback(ops.host):
+            return self.portfolio_view()
+        return self._refused(request) or self.portfolio_view()
+
+    def portfolio_view(self) -> tuple[int, Any]:
         body = self.blotter.portfolio.snapshot()
         body["open_orders"] = [
             {"client_order_id": o.client_order_id, "product_id": o.product_id,
@@ -138,15 +164,43 @@ class Bot:
         body["broker"] = self.broker.name
         return 200, body
 
-    def kill_route(self, request: OpsRequest) -> tuple[int, Any]:
-        token = self.settings.ops.kill_token
-        if token is None:
-            return 403, {"error": "the kill endpoint is disabled (no kill token configured)"}
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-            return 401, {"error": "bad or missing token"}
-        self.kill("kill endpoint")
-        return 200, {"kill_switch": True}
+    async def kill_route(self, request: OpsRequest) -> tuple[int, Any]:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        self.kill("kill endpoint")  # orders stop now, before the record is durable
+        try:
+            await self._record_kill_switch(True, "kill endpoint")
+        except Exception as exc:  # still killed in this process; say it is not durable yet
+            problem = str(exc)[:200] or type(exc).__name__
+            log.error("kill switch tripped but not recorded", extra={"error": problem})
+            return 503, {"kill_switch": True, "durable": False, "error": problem}
+        return 200, {"kill_switch": True, "durable": True}
+
+    async def release_route(self, request: OpsRequest) -> tuple[int, Any]:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        try:
+            await self._record_kill_switch(False, "release endpoint")
+        except Exception as exc:  # not recorded: stay killed, a restart would kill again
+            problem = str(exc)[:200] or type(exc).__name__
+            log.error("kill switch release not recorded; still killed",
+                      extra={"error": problem})  # fmt: skip
+            return 503, {"kill_switch": self.risk.killed, "error": problem}
+        if self.risk.killed:
+            log.warning("kill switch released", extra={"was": self.risk.kill_reason})
+        self.risk.release()
+        self.metrics.killed.set(0)
+        return 200, {"kill_switch": False}
+
+    async def _record_kill_switch(self, killed: bool, reason: str) -> None:
+        record = KillSwitchRecord(killed=killed, reason=reason, time=_now_text())
+        limit = self.settings.ops.record_timeout_s  # an answer even when Kafka is down
+        async with asyncio.timeout(limit):
+            await self.order_log.publish(
+                self.settings.kill_switch_topic, KILL_SWITCH_KEY, record.model_dump_json().encode()
+            )
 
     def kill(self, reason: str) -> None:
         """Block every new order now; open orders are cancelled by the running service."""
@@ -158,19 +212,28 @@ class Bot:
 
     # ---- lifecycle --------------------------------------------------------------------------
 
+    def ops_server(self) -> OpsServer:
+        """Probes and /metrics (open), and the token-guarded API: /api/portfolio (GET),
+        /api/kill and /api/release (POST)."""
+        ops = self.settings.ops
+        return OpsServer(
+            self.metrics.registry, live=self.live, ready=self.ready, host=ops.host, port=ops.port,
+            routes={("GET", "/api/portfolio"): self.portfolio_route,
+                    ("POST", "/api/kill"): self.kill_route,
+                    ("POST", "/api/release"): self.release_route},
+        )  # fmt: skip
+
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.settings
-        self.ops = OpsServer(
-            self.metrics.registry, live=self.live, ready=self.ready,
-            host=settings.ops.host, port=settings.ops.port,
-            routes={("GET", "/api/portfolio"): self.portfolio_view,
-                    ("POST", "/api/kill"): self.kill_route},
-        )  # fmt: skip
+        self.ops = self.ops_server()
         async with self.ops:
             mine = {settings.topics.orders, settings.topics.trade_signals, settings.topics.raw}
-            await ensure_topics(
-                settings.kafka, [s for s in settings.topic_specs() if s.name in mine]
-            )
+            specs = [s for s in settings.topic_specs() if s.name in mine]
+            specs.append(kill_switch_topic_spec(
+                settings.kill_switch_topic,
+                replication_factor=settings.topic_defaults.replication_factor,
+            ))  # fmt: skip
+            await ensure_topics(settings.kafka, specs)
             await self.order_log.start()
             try:
                 await self.recover()
@@ -213,8 +276,15 @@ class Bot:
         )
 
     async def recover(self) -> None:
-        """Rebuild the blotter from the order log; settle orders submitted without outcome."""
-        events = await read_order_log(self.settings.kafka, self.settings.topics.orders)
+        """Rebuild the blotter from the order log; settle orders submitted without outcome.
+        A kill switch recorded before the restart holds again before any signal is read."""
+        switch = await read_kill_switch(self.settings.kafka, self.settings.kill_switch_topic)
+        if switch.killed:
+            self.kill(f"recorded before this start: {switch.reason}")
+        events = await read_order_log(
+            self.settings.kafka, self.settings.topics.orders,
+            lambda exc, where: self.bad_input("order_log", exc, where),
+        )  # fmt: skip
         for event in events:
             self.blotter.apply(event)
             fill = event.to_fill()
@@ -267,25 +337,33 @@ class Bot:
 
     async def _consume_ticks(self, consumer: AIOKafkaConsumer) -> None:
         async for record in consumer:
-            self.on_tick(record.value or b"")
+            self.on_tick(record.value or b"", f"{record.topic}/{record.partition}@{record.offset}")
 
-    def on_tick(self, raw: bytes) -> None:
+    def on_tick(self, raw: bytes, where: str = "") -> None:
+        """One raw-topic record: a checked ticker moves the book and the marks; anything
+        else that claims to be a ticker is bad input (counted, logged once, skipped)."""
         try:
-            tick = orjson.loads(raw)
-            if tick.get("type") != "ticker":
-                return
-            product = str(tick["product_id"])
-            bid = Decimal(str(tick.get("best_bid") or tick["price"]))
-            ask = Decimal(str(tick.get("best_ask") or tick["price"]))
-            at = to_micros(parse_time(str(tick["time"]))) / 1_000_000
-        except (orjson.JSONDecodeError, KeyError, InvalidOperation, ValueError, TypeError,
-                AttributeError):  # fmt: skip
-            return  # the ingestor validated the raw topic; anything odd is not a price
-        self.books[product] = (bid, ask)
-        self.last_tick_at[product] = max(at, self.last_tick_at.get(product, 0.0))
-        self.blotter.portfolio.mark(product, (bid + ask) / 2)
+            tick = decode_tick(raw, self._products)
+        except BadInput as exc:
+            self.bad_input("tick", exc, where)
+            return
+        if tick is None:
+            return
+        product = tick.product_id
+        self.books[product] = (tick.bid, tick.ask)
+        self.last_tick_at[product] = max(tick.at, self.last_tick_at.get(product, 0.0))
+        self.blotter.portfolio.mark(product, (tick.bid + tick.ask) / 2)
         if isinstance(self.broker, PaperBroker):
-            self.broker.on_tick(product, bid, ask, str(tick["time"]))
+            self.broker.on_tick(product, tick.bid, tick.ask, tick.time)
+
+    def bad_input(self, source: str, exc: BadInput, where: str = "") -> None:
+        """Count a refused record; log the first of each (source, reason) with its detail."""
+        self.metrics.bad_input.labels(source, exc.reason).inc()
+        if (source, exc.reason) not in self._bad_logged:
+            self._bad_logged.add((source, exc.reason))
+            log.error("bad input skipped (further ones of this reason are only counted)",
+                      extra={"source": source, "reason": exc.reason, "detail": exc.detail,
+                             "at": where})  # fmt: skip
 
     # ---- signals ----------------------------------------------------------------------------
 
@@ -293,12 +371,10 @@ class Bot:
         async for record in consumer:
             received = time.perf_counter()
             try:
-                signal = TradeSignal.model_validate_json(record.value or b"")
-            except ValidationError as exc:
+                signal = decode_signal(record.value or b"", self._products)
+            except BadInput as exc:
                 self.metrics.signals.labels("", "invalid").inc()
-                log.error("unreadable trade signal skipped", extra={
-                    "partition": record.partition, "offset": record.offset,
-                    "error": str(exc)[:300]})  # fmt: skip
+                self.bad_input("signal", exc, f"{record.topic}/{record.partition}@{record.offset}")
             else:
                 await self.handle_signal(signal, received=received)
             tp = TopicPartition(record.topic, record.partition)
@@ -506,6 +582,15 @@ class Bot:
             order = self.blotter.orders.get(update.client_order_id)
             if order is not None and not order.terminal:
                 await self._record(order.request(), update)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _event_seconds(text: str) -> float:

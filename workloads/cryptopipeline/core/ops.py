@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,15 @@ log = logging.getLogger(__name__)
 Probe = Callable[[], tuple[bool, dict[str, Any]]]
 
 _MAX_BODY = 64 * 1024
+_MAX_HEADERS = 100
+
+
+class _BadRequest(Exception):
+    """A request this server will not read further: answered with `status` and the reason."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +45,9 @@ class OpsRequest:
     body: bytes
 
 
-Route = Callable[[OpsRequest], tuple[int, Any]]
-"""An extra route: answers (HTTP status, JSON-serialisable body)."""
+Route = Callable[[OpsRequest], tuple[int, Any] | Awaitable[tuple[int, Any]]]
+"""An extra route: answers (HTTP status, JSON-serialisable body), directly or awaited (a
+route that must make something durable before it answers)."""
 
 
 class OpsServer:
@@ -81,30 +92,26 @@ class OpsServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            async with asyncio.timeout(10):
-                request_line = await reader.readline()
-                headers: dict[str, str] = {}
-                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                length = int(headers.get("content-length", "0") or 0)
-                body = await reader.readexactly(min(length, _MAX_BODY)) if length > 0 else b""
-            parts = request_line.decode("latin-1").split()
-            method, path = (parts[0], parts[1].split("?")[0]) if len(parts) >= 2 else ("", "")
-            route = self._routes.get((method, path))
-            if route is not None:
-                status, content_type, body = self._route(
-                    route, OpsRequest(method, path, headers, body)
-                )
+            try:
+                async with asyncio.timeout(10):
+                    method, path, headers, body = await self._read_request(reader)
+            except _BadRequest as exc:
+                status, content_type, payload = exc.status, "text/plain", f"{exc}\n".encode()
             else:
-                status, content_type, body = self._answer(method, path)
+                route = self._routes.get((method, path))
+                if route is not None:
+                    status, content_type, payload = await self._route(
+                        route, OpsRequest(method, path, headers, body)
+                    )
+                else:
+                    status, content_type, payload = self._answer(method, path)
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
             )
             await writer.drain()
-        except (TimeoutError, ConnectionError, ValueError, asyncio.IncompleteReadError):
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
@@ -112,14 +119,43 @@ class OpsServer:
                 await writer.wait_closed()
 
     @staticmethod
-    def _route(route: Route, request: OpsRequest) -> tuple[str, str, bytes]:
+    async def _read_request(
+        reader: asyncio.StreamReader,
+    ) -> tuple[str, str, dict[str, str], bytes]:
+        """Method, path, headers and body, or _BadRequest with the reason (never a crash)."""
         try:
-            code, payload = route(request)
+            request_line = await reader.readline()
+            headers: dict[str, str] = {}
+            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                if len(headers) >= _MAX_HEADERS:
+                    raise _BadRequest("431 Request Header Fields Too Large", "too many headers")
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+        except (ValueError, asyncio.LimitOverrunError):  # a line beyond the reader's limit
+            raise _BadRequest("431 Request Header Fields Too Large", "line too long") from None
+        parts = request_line.decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            raise _BadRequest("400 Bad Request", "malformed request line")
+        length_text = headers.get("content-length", "0") or "0"
+        if not length_text.isdigit() or len(length_text) > 12:
+            raise _BadRequest("400 Bad Request", "bad Content-Length")
+        length = int(length_text)
+        if length > _MAX_BODY:
+            raise _BadRequest("413 Content Too Large", f"body above {_MAX_BODY} bytes")
+        body = await reader.readexactly(length) if length else b""
+        return parts[0], parts[1].split("?")[0], headers, body
+
+    @staticmethod
+    async def _route(route: Route, request: OpsRequest) -> tuple[str, str, bytes]:
+        try:
+            answer = route(request)
+            code, payload = await answer if inspect.isawaitable(answer) else answer
         except Exception:  # a route bug must answer 500, not kill the server
             log.exception("route failed", extra={"path": request.path})
             code, payload = 500, {"error": "internal error"}
         phrase = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
-                  403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}  # fmt: skip
+                  403: "Forbidden", 404: "Not Found", 500: "Internal Server Error",
+                  503: "Service Unavailable"}  # fmt: skip
         status = f"{code} {phrase.get(code, 'Status')}"
         return status, "application/json", orjson.dumps(payload, default=str)
 

@@ -87,7 +87,11 @@ def load_or_exit(settings_class: type[SettingsT], program: str) -> SettingsT:
             parts = [str(part) for part in error["loc"]]
             name = prefix + "__".join(part.upper() for part in parts)
             secret = any(hint in part.lower() for part in parts for hint in _SECRET_HINTS)
-            shown = "<hidden>" if secret else repr(error.get("input"))[:80]
-            lines.append(f"  {name}: {error['msg']} (got {shown})")
+            value = error.get("input")
+            # a group's input is the whole group (a dict): it may hold a secret, show none
+            scalar = isinstance(value, str | int | float | bool) or value is None
+            shown = repr(value)[:80] if scalar and not secret else "<hidden>"
+            message = " ".join(str(error["msg"]).split())  # one line per variable
+            lines.append(f"  {name}: {message} (got {shown})")
         print(f"{program}: invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
         raise SystemExit(2) from None

@@ -5,7 +5,8 @@ A second listener because these endpoints take JSON bodies, which the feed port'
 
   POST /api/v3/brokerage/orders                      create (idempotent per client_order_id)
   GET  /api/v3/brokerage/orders/historical/{id}      one order
-  GET  /api/v3/brokerage/orders/historical/batch     list orders (product_ids, order_status)
+  GET  /api/v3/brokerage/orders/historical/batch     list orders (product_ids, order_status,
+                                                     limit, cursor; pages newest first)
   GET  /api/v3/brokerage/orders/historical/fills     fills (order_ids / order_id, product_ids)
   POST /api/v3/brokerage/orders/batch_cancel         cancel {"order_ids": [...]}
 
@@ -38,6 +39,10 @@ log = logging.getLogger("cryptopipeline.sim.trade")
 
 _PREFIX = "/api/v3/brokerage/orders"
 _LEEWAY_S = 5
+DEFAULT_ORDERS_LIMIT = 100
+"""List orders: orders per page when `limit` is not given, newest first; `cursor` (opaque to
+clients, an offset here) and `has_next` lead to the next page, as Coinbase pages."""
+MAX_ORDERS_LIMIT = 1_000
 
 
 def load_trade_keys(path: Path) -> dict[str, EllipticCurvePublicKey]:
@@ -261,12 +266,22 @@ class TradeApi:
         self.account.match_resting()
         products = set(request.query.getall("product_ids", []))
         statuses = set(request.query.getall("order_status", []))
-        orders = [
-            o.as_json()
+        try:
+            limit = int(request.query.get("limit", str(DEFAULT_ORDERS_LIMIT)))
+            start = int(request.query.get("cursor") or "0")
+        except ValueError:
+            return _json(400, {"error": "INVALID_ARGUMENT", "message": "bad limit or cursor"})
+        if not 1 <= limit <= MAX_ORDERS_LIMIT or start < 0:
+            return _json(400, {"error": "INVALID_ARGUMENT", "message": "bad limit or cursor"})
+        matching = [
+            o
             for o in reversed(self.account.orders.values())
             if (not products or o.product_id in products) and (not statuses or o.status in statuses)
         ]
-        return _json(200, {"orders": orders, "sequence": "0", "has_next": False, "cursor": ""})
+        page = [o.as_json() for o in matching[start : start + limit]]
+        has_next = start + limit < len(matching)
+        cursor = str(start + limit) if has_next else ""
+        return _json(200, {"orders": page, "sequence": "0", "has_next": has_next, "cursor": cursor})
 
     async def _fills(self, request: web.Request) -> web.Response:
         self.account.match_resting()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,7 +39,9 @@ class RiskLimits(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_position_notional: Decimal = Field(default=Decimal("1000"), gt=0)
-    max_position_notional_by_product: dict[str, Decimal] = Field(default_factory=dict)
+    max_position_notional_by_product: dict[str, Annotated[Decimal, Field(gt=0)]] = Field(
+        default_factory=dict
+    )
     max_order_notional: Decimal = Field(default=Decimal("250"), gt=0)
     max_daily_loss: Decimal = Field(default=Decimal("100"), gt=0)
     daily_reset_hour_utc: int = Field(default=0, ge=0, le=23)
@@ -70,6 +73,11 @@ class RiskEngine:
     def kill(self, reason: str) -> None:
         self.killed = True
         self.kill_reason = reason
+
+    def release(self) -> None:
+        """Undo `kill` (an operator's explicit decision; the bot records it first)."""
+        self.killed = False
+        self.kill_reason = ""
 
     def note_fill(self, product_id: str, at: float) -> None:
         previous = self._last_fill_at.get(product_id)
