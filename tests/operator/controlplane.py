@@ -177,7 +177,9 @@ class ControlPlane:
                 f"--service-account-key-file={key}",
                 f"--service-account-signing-key-file={key}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                "--service-cluster-ip-range=10.96.0.0/24",
+                # Only allocations in etcd (no kube-proxy, no routes): room for the operator
+                # scale benchmark's 600 Services (a /24 ran out).
+                "--service-cluster-ip-range=10.96.0.0/16",
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--v=1",
