@@ -41,25 +41,15 @@ from cryptopipeline.trading import (
     OrderEventType,
     OrderRequest,
     OrderSide,
-    OrderStatus,
     OrderType,
     RiskEngine,
-    SizedOrder,
     TrackedOrder,
     client_order_id_for,
-    size_order,
 )
 from cryptopipeline.trading.orders import fill_record
+from cryptopipeline.trading.planning import PlanRejection, outcome_events, plan_order
 
 log = logging.getLogger(__name__)
-
-_BPS = Decimal(10_000)
-_TERMINAL_EVENT = {
-    OrderStatus.FILLED: OrderEventType.FILLED,
-    OrderStatus.CANCELLED: OrderEventType.CANCELLED,
-    OrderStatus.REJECTED: OrderEventType.REJECTED,
-    OrderStatus.FAILED: OrderEventType.FAILED,
-}
 
 
 def _now_text() -> str:
@@ -364,57 +354,29 @@ class Bot:
         self, signal: TradeSignal, side: OrderSide, price: Decimal
     ) -> OrderRequest | tuple[str, str]:
         """Sizing and risk for one signal: the order to send, or (reason, detail)."""
-        trading = self.settings.trading
         product = signal.product_id
-        portfolio = self.blotter.portfolio
-        quantity = portfolio.quantity(product)
-        sized = size_order(
-            trading.sizing, trading.product_increments(product), side=side, price=price,
-            equity=portfolio.equity, position=quantity,
+        plan = plan_order(
+            self.settings.trading, client_order_id=client_order_id_for(signal.signal_id),
+            signal_id=signal.signal_id, product_id=product, side=side, price=price,
+            blotter=self.blotter, risk=self.risk, now=self.clock(),
+            last_tick_at=self.last_tick_at.get(product),
         )  # fmt: skip
-        if not isinstance(sized, SizedOrder):
-            return sized, f"sizing at {price}: {sized}"
-        rejection = self.risk.check(
-            product_id=product, side=side, notional=sized.notional,
-            position_notional=quantity * price, open_orders=len(self.blotter.open_orders()),
-            equity=portfolio.equity, now=self.clock(), last_tick_at=self.last_tick_at.get(product),
-        )  # fmt: skip
-        if rejection is not None:
-            return rejection.reason.value, rejection.detail
-        coid = client_order_id_for(signal.signal_id)
-        if trading.order_type == "limit":
-            offset = price * trading.limit_offset_bps / _BPS
-            inside = price - offset if side is OrderSide.BUY else price + offset
-            limit = trading.product_increments(product).round_price(inside, side)
-            return OrderRequest(coid, signal.signal_id, product, side, OrderType.LIMIT,
-                                sized.base_size, limit, price)  # fmt: skip
-        return OrderRequest(coid, signal.signal_id, product, side, OrderType.MARKET,
-                            sized.base_size, None, price)  # fmt: skip
+        if isinstance(plan, PlanRejection):
+            return plan.reason, plan.detail
+        return plan
 
     # ---- outcomes ---------------------------------------------------------------------------
 
     async def _record(self, request: OrderRequest, update: BrokerUpdate) -> None:
-        order = self.blotter.orders.get(request.client_order_id)
-        if update.exchange_order_id and (order is None or order.exchange_order_id is None):
-            await self._log(request, OrderEventType.ACCEPTED, exchange_id=update.exchange_order_id,
-                            durable=False)  # fmt: skip
-        portfolio = self.blotter.portfolio
-        for fill in update.fills:
-            if portfolio.has_fill(fill.fill_id):
-                continue
-            partial = update.status is OrderStatus.OPEN
+        for planned in outcome_events(self.blotter, request, update):
             await self._log(
-                request,
-                OrderEventType.PARTIALLY_FILLED if partial else OrderEventType.FILLED,
-                exchange_id=update.exchange_order_id, fill=fill, durable=False,
+                request, planned.event, exchange_id=planned.exchange_order_id,
+                fill=planned.fill, reason=planned.reason, detail=planned.detail, durable=False,
             )  # fmt: skip
-            self.risk.note_fill(request.product_id, self.clock())
-        terminal = _TERMINAL_EVENT.get(update.status)
-        if terminal is not None and not (terminal is OrderEventType.FILLED and update.fills):
-            await self._log(request, terminal, exchange_id=update.exchange_order_id,
-                            reason=update.reason, detail=update.detail, durable=False)  # fmt: skip
-            if terminal is OrderEventType.REJECTED and update.reason:
-                self.metrics.rejections.labels(request.product_id, update.reason).inc()
+            if planned.fill is not None:
+                self.risk.note_fill(request.product_id, self.clock())
+            if planned.event is OrderEventType.REJECTED and planned.reason:
+                self.metrics.rejections.labels(request.product_id, planned.reason).inc()
         await self._flush(request)
         self._update_gauges()
 
