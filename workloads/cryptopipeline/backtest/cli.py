@@ -1,0 +1,299 @@
+"""`cryptopipeline backtest`: a candle CSV or a feed recording through the live engine, to a
+report directory (report.json, summary.txt, chart.png). See docs/backtest.md."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from pydantic import ValidationError
+
+from cryptopipeline.backtest._engine import Backtest, BacktestConfig
+from cryptopipeline.backtest._inputs import (
+    InputError,
+    Progress,
+    file_size,
+    read_candles,
+    read_messages,
+)
+from cryptopipeline.backtest._report import write_report
+
+EXIT_BAD_INPUT = 2
+_PROG = "cryptopipeline backtest"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `backtest` on the `cryptopipeline` command's subparsers."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "backtest",
+        help="replay candles or recorded ticks through the signaler and bot rules",
+        description="Runs the signaler's strategies and the bot's sizing, risk and paper fills "
+        "over a candle CSV or a JSON-lines feed recording, in event time, and writes "
+        "report.json, summary.txt and chart.png to --out. See docs/backtest.md.",
+    )
+    p.add_argument("--input", required=True, type=Path, help="candle CSV or JSON-lines feed")
+    p.add_argument("--format", choices=["auto", "csv", "jsonl"], default="auto")
+    p.add_argument("--product", default="BTC-USD", help="the product of a candle CSV")
+    p.add_argument("--strategy", help="strategy name (or --config)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--config", type=Path, help="YAML/JSON: strategies, candles, trading, risk")
+    p.add_argument("--candle-seconds", type=int, help="candle interval (CSV: default inferred)")
+    p.add_argument("--grace-seconds", type=float, help="candle close grace (ticks; default 2)")
+    p.add_argument("--cash", help="starting cash (default 10000)")
+    p.add_argument("--quote-amount", help="fixed quote amount per order (default 100)")
+    p.add_argument("--fee-rate", help="taker fee as a fraction of notional (default 0.006)")
+    p.add_argument("--slippage", choices=["none", "bps", "half-spread"])
+    p.add_argument("--slippage-bps", help="with --slippage bps")
+    for flag in ("max-order-notional", "max-position-notional", "max-daily-loss"):
+        p.add_argument(f"--{flag}", help="risk limit, as the bot's")
+    p.add_argument("--stale-price-s", help="risk limit, as the bot's")
+    p.add_argument("--cooldown-s", help="risk limit, as the bot's (cooldown_after_fill_s)")
+    p.add_argument("--out", required=True, type=Path, help="report directory (new or empty)")
+    p.add_argument("--no-chart", action="store_true")
+    p.add_argument(
+        "--progress", choices=["auto", "always", "never"], default="auto",
+        help="progress bar on stderr after one second (auto: when stderr is a terminal)",
+    )  # fmt: skip
+    return p
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+
+
+def _snake_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_snake(str(k)): _snake_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snake_keys(v) for v in value]
+    return value
+
+
+def _load_config_file(path: Path) -> dict[str, Any]:
+    """The CRD's spec (or a whole CryptoPipeline manifest) or the signaler/bot settings shape."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        if path.suffix == ".json":
+            raw = orjson.loads(text)
+        else:
+            import yaml
+
+            raw = yaml.safe_load(text)
+    except Exception as exc:
+        raise InputError(
+            f"config {path}: not valid YAML/JSON: {str(exc).splitlines()[0]}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise InputError(f"config {path}: expected a mapping at the top")
+    if raw.get("kind") == "CryptoPipeline":
+        raw = raw.get("spec") or {}
+    strategies = raw.get("strategies")
+    out: dict[str, Any] = {}
+    if strategies is not None:
+        out["strategies"] = strategies  # parameters keep their own names
+    candles = _snake_keys(raw.get("candles") or {})
+    if "intervals_seconds" in candles:
+        out["intervals_s"] = candles["intervals_seconds"]
+    if "intervals_s" in candles:
+        out["intervals_s"] = candles["intervals_s"]
+    for key in ("grace_s", "grace_seconds"):
+        if key in candles:
+            out["grace_s"] = candles[key]
+    bot = _snake_keys(raw.get("bot") or {})
+    risk = _snake_keys(raw.get("risk") or bot.get("risk") or {})
+    if risk:
+        out["risk"] = risk
+    trading = _snake_keys(raw.get("trading") or bot.get("trading") or {})
+    if trading:
+        out["trading"] = trading
+    for key in ("fee_rate", "slippage", "slippage_bps"):
+        if key in raw:
+            out[key] = raw[key]
+    return out
+
+
+def _param_value(text: str) -> float | int | str:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def build_config(args: argparse.Namespace) -> BacktestConfig:
+    """The run's configuration from --config and the flags (flags win)."""
+    values: dict[str, Any] = _load_config_file(args.config) if args.config else {}
+    if args.strategy:
+        params: dict[str, float | int | str] = {}
+        for item in args.param:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise InputError(f"--param {item!r}: expected KEY=VALUE")
+            params[key.strip()] = _param_value(value.strip())
+        values["strategies"] = [{"name": args.strategy, "parameters": params}]
+    elif args.param:
+        raise InputError("--param needs --strategy")
+    if not values.get("strategies"):
+        raise InputError("no strategy: give --strategy NAME or --config FILE with strategies")
+    if args.candle_seconds is not None:
+        values["intervals_s"] = [args.candle_seconds]
+    if args.grace_seconds is not None:
+        values["grace_s"] = args.grace_seconds
+    trading = dict(values.get("trading") or {})
+    if args.cash is not None:
+        trading["starting_cash"] = args.cash
+    if args.quote_amount is not None:
+        trading["sizing"] = {**dict(trading.get("sizing") or {}), "mode": "fixed_quote",
+                             "quote_amount": args.quote_amount}  # fmt: skip
+    values["trading"] = trading
+    risk = dict(values.get("risk") or {})
+    for flag, key in (
+        ("max_order_notional", "max_order_notional"),
+        ("max_position_notional", "max_position_notional"),
+        ("max_daily_loss", "max_daily_loss"),
+        ("stale_price_s", "stale_price_s"),
+        ("cooldown_s", "cooldown_after_fill_s"),
+    ):
+        if getattr(args, flag) is not None:
+            risk[key] = getattr(args, flag)
+    values["risk"] = risk
+    for flag in ("fee_rate", "slippage", "slippage_bps"):
+        if getattr(args, flag) is not None:
+            values[flag] = getattr(args, flag)
+    for flag in ("fee_rate", "slippage_bps"):
+        if isinstance(values.get(flag), str):
+            try:
+                Decimal(values[flag])
+            except InvalidOperation:
+                raise InputError(
+                    f"--{flag.replace('_', '-')}: {values[flag]!r} is not a number"
+                ) from None
+    try:
+        return BacktestConfig.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "config"
+        raise InputError(f"invalid {where}: {error['msg']}") from None
+
+
+class _Bar:
+    """A one-line progress bar on stderr, shown once a run has taken a second."""
+
+    def __init__(self, progress: Progress, stream: IO[str], mode: str) -> None:
+        self.progress = progress
+        self.stream = stream
+        self.enabled = mode == "always" or (mode == "auto" and stream.isatty())
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def tick(self) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.started < 1.0 or now - self.last < 0.2:
+            return
+        self.last = now
+        self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        total = max(self.progress.total, 1)
+        share = min(self.progress.done / total, 1.0)
+        filled = int(share * 30)
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {share * 100:5.1f}%  "
+            f"{now - self.started:6.1f}s"
+        )
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self._draw(time.monotonic())
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _run_file(bt: Backtest, args: argparse.Namespace, bar: _Bar) -> tuple[Backtest, dict[str, Any]]:
+    path: Path = args.input
+    kind = args.format
+    if kind == "auto":
+        kind = "csv" if path.suffix.lower() == ".csv" else "jsonl"
+    name = str(path)
+    try:
+        stream: IO[Any] = (
+            open(path, encoding="utf-8", newline="") if kind == "csv" else open(path, "rb")  # noqa: SIM115
+        )
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror}") from None
+    with stream:
+        if kind == "csv":
+            interval = bt.config.intervals_s[0] if args.candle_seconds else None
+            for n, candle in enumerate(
+                read_candles(
+                    stream,
+                    name,
+                    product_id=args.product,
+                    interval_s=interval,
+                    progress=bar.progress,
+                ),
+            ):
+                if n == 0 and candle.interval_s != bt.config.intervals_s[0]:
+                    bt = _rebuild(bt, candle.interval_s)
+                bt.on_candle(candle)
+                if not n % 4096:
+                    bar.tick()
+        else:
+            for n, message in enumerate(read_messages(stream, name, bar.progress)):
+                bt.on_message(message)
+                if not n % 4096:
+                    bar.tick()
+    return bt, {"kind": kind, "path": name}
+
+
+def _rebuild(bt: Backtest, interval_s: int) -> Backtest:
+    """A fresh backtest at the CSV's own interval (known only once it is read)."""
+    config = bt.config.model_copy(update={"intervals_s": [interval_s]})
+    return Backtest(config)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run and report; bad input is one line on stderr and exit code 2, nothing in --out."""
+    try:
+        config = build_config(args)
+        if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+            raise InputError(f"--out {args.out} exists and is not an empty directory")
+        bt = Backtest(config)
+        bar = _Bar(Progress(file_size(args.input)), sys.stderr, args.progress)
+        try:
+            bt, source = _run_file(bt, args, bar)
+        finally:
+            bar.close()
+        text = write_report(bt, args.out, source, chart=not args.no_chart)
+    except InputError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except csv.Error as exc:
+        print(f"{_PROG}: {args.input}: malformed CSV: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except UnicodeDecodeError as exc:
+        print(f"{_PROG}: {args.input} is not UTF-8 text: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sys.stdout.write(text)
+    return 0
