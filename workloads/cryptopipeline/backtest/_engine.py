@@ -129,13 +129,20 @@ class BacktestStats:
     orders: list[OrderRequest] = field(default_factory=list)
 
 
+def _plain(value: Decimal) -> Decimal:
+    """60.0000 as 60: the bot's settings spell fees in whole bps, and the fees it books carry
+    the exponent of what they were computed from (the same money, the same digits)."""
+    integral = value.to_integral_value()
+    return integral if integral == value else value.normalize()
+
+
 class Backtest:
     """Feed it raw messages (`on_message`) or closed candles (`on_candle`) in event order."""
 
     def __init__(self, config: BacktestConfig) -> None:
         self.config = config
         self.engine = PartitionEngine(config.intervals_s, config.grace_s, config.strategies)
-        fee_bps = config.fee_rate * _BPS
+        fee_bps = _plain(config.fee_rate * _BPS)
         slip = config.slippage_bps if config.slippage == "bps" else _ZERO
         self.broker = PaperBroker(slippage_bps=slip, maker_fee_bps=fee_bps, taker_fee_bps=fee_bps)
         self.blotter = Blotter(config.trading.starting_cash)

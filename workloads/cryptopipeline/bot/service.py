@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -29,10 +29,12 @@ from cryptopipeline.bot._metrics import BotMetrics
 from cryptopipeline.bot._orderlog import OrderLog, read_order_log
 from cryptopipeline.bot._paper import PaperBroker
 from cryptopipeline.bot._settings import BotSettings
+from cryptopipeline.coinbase import format_time
 from cryptopipeline.coinbase._time import parse_time, to_micros
 from cryptopipeline.core import ensure_topics
 from cryptopipeline.core.ops import OpsRequest, OpsServer
 from cryptopipeline.core.records import Action, TradeSignal
+from cryptopipeline.market import Heartbeat, Tick, epoch_us, parse_event
 from cryptopipeline.trading import (
     Blotter,
     BrokerUpdate,
@@ -46,6 +48,7 @@ from cryptopipeline.trading import (
     TrackedOrder,
     client_order_id_for,
 )
+from cryptopipeline.trading.books import BookAt, BookHistory
 from cryptopipeline.trading.orders import fill_record
 from cryptopipeline.trading.planning import PlanRejection, outcome_events, plan_order
 
@@ -101,6 +104,12 @@ class Bot:
         self._paused_once = False
         self._in_flight: set[str] = set()
         """Orders between "submitted" and the broker's answer: not unresolved, just busy."""
+        self.event_clock = settings.trading.clock == "event"
+        self.market = BookHistory()
+        self._market_moved = asyncio.Event()
+        self._event_now = 0.0
+        if self.event_clock:
+            self.clock = lambda: self._event_now
 
     # ---- probes and API ---------------------------------------------------------------------
 
@@ -260,6 +269,9 @@ class Bot:
             self.on_tick(record.value or b"")
 
     def on_tick(self, raw: bytes) -> None:
+        if self.event_clock:
+            self._on_event_time_tick(raw)
+            return
         try:
             tick = orjson.loads(raw)
             if tick.get("type") != "ticker":
@@ -276,6 +288,32 @@ class Bot:
         self.blotter.portfolio.mark(product, (bid + ask) / 2)
         if isinstance(self.broker, PaperBroker):
             self.broker.on_tick(product, bid, ask, str(tick["time"]))
+
+    def _on_event_time_tick(self, raw: bytes) -> None:
+        """Event clock: the market as event time saw it; marks and paper books move at signals."""
+        event = parse_event(raw)
+        if isinstance(event, Tick):
+            price = event.price
+            bid, ask = event.best_bid or price, event.best_ask or price
+            self.market.on_tick(event.product_id, event.time_us, bid, ask)
+        elif isinstance(event, Heartbeat):
+            self.market.on_heartbeat(event.product_id, event.time_us)
+        else:
+            return
+        self._market_moved.set()
+
+    async def _book_at_close(self, signal: TradeSignal) -> BookAt | None:
+        """Event clock: wait until the product's event time reaches the signal's candle end,
+        then the book as of that end (trading.books); None if the feed never gets there."""
+        end_us = epoch_us(signal.window.end)
+        product = signal.product_id
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.risk.stale_price_s):
+                while (self.market.watermark_us(product) or -1) < end_us:
+                    self._market_moved.clear()
+                    await self._market_moved.wait()
+        self._event_now = end_us / 1_000_000
+        return self.market.as_of(product, end_us)
 
     # ---- signals ----------------------------------------------------------------------------
 
@@ -305,13 +343,21 @@ class Bot:
         self.metrics.signals.labels(signal.product_id, "accepted").inc()
         side = OrderSide.BUY if signal.action is Action.BUY else OrderSide.SELL
         product = signal.product_id
-        book = self.books.get(product)
+        at_close = await self._book_at_close(signal) if self.event_clock else None
+        if at_close is not None:
+            self.books[product] = (at_close.bid, at_close.ask)
+            self.blotter.portfolio.mark(product, at_close.mid)
+        book = self.books.get(product) if not self.event_clock or at_close else None
         price = (book[1] if side is OrderSide.BUY else book[0]) if book else signal.close_price
         base = OrderRequest(coid, signal.signal_id, product, side, OrderType.MARKET, Decimal(0),
                             reference_price=price)  # fmt: skip
         if known is None:
             await self._log(base, OrderEventType.RECEIVED, durable=False)
-        decision = self.decide(signal, side, price)
+        decision = self.decide(
+            signal, side, price,
+            **({"last_tick_at": at_close.time_us / 1e6 if at_close else None}
+               if self.event_clock else {}),
+        )  # fmt: skip
         if isinstance(decision, tuple):
             reason, detail = decision
             self.metrics.rejections.labels(product, reason).inc()
@@ -319,6 +365,8 @@ class Bot:
                      signal.signal_id, "reason": reason, "detail": detail})  # fmt: skip
             await self._log(base, OrderEventType.REJECTED, reason=reason, detail=detail)
             return
+        if at_close is not None and isinstance(self.broker, PaperBroker):
+            self.broker.on_tick(product, at_close.bid, at_close.ask, format_time(at_close.time_us))
         self._in_flight.add(coid)
         try:
             await self._submit(decision, received)
@@ -351,15 +399,21 @@ class Bot:
         await self._record(decision, update)
 
     def decide(
-        self, signal: TradeSignal, side: OrderSide, price: Decimal
+        self,
+        signal: TradeSignal,
+        side: OrderSide,
+        price: Decimal,
+        last_tick_at: float | Literal["latest"] | None = "latest",
     ) -> OrderRequest | tuple[str, str]:
         """Sizing and risk for one signal: the order to send, or (reason, detail)."""
         product = signal.product_id
+        if last_tick_at == "latest":
+            last_tick_at = self.last_tick_at.get(product)
         plan = plan_order(
             self.settings.trading, client_order_id=client_order_id_for(signal.signal_id),
             signal_id=signal.signal_id, product_id=product, side=side, price=price,
             blotter=self.blotter, risk=self.risk, now=self.clock(),
-            last_tick_at=self.last_tick_at.get(product),
+            last_tick_at=last_tick_at,
         )  # fmt: skip
         if isinstance(plan, PlanRejection):
             return plan.reason, plan.detail
