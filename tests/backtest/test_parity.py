@@ -1,9 +1,9 @@
-"""Parity: the live signaler and paper bot on real Kafka, and the backtest, on the same
-recorded Coinbase session give the same signal ids, the same orders and the same portfolio.
+"""Parity: the live pipeline on real Kafka and the backtest, on the same recorded Coinbase
+session, give the same signal ids, the same orders and the same portfolio.
 
-The recording's ticker messages go into the raw topic verbatim, keyed by product, as the
-ingestor publishes them; the signaler and the bot (paper, `trading.clock=event`) run as the
-services they are. The backtest reads the same file.
+Live: coinbase-sim replays the recording, the ingestor publishes it into the raw topic, the
+signaler and the bot (paper, `trading.clock=event`) run as the services they are, in this
+process. The backtest reads the same file.
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from cryptopipeline.backtest import Backtest, BacktestConfig
 from cryptopipeline.backtest._inputs import read_messages
 from cryptopipeline.bot import Bot, PaperBroker
 from cryptopipeline.bot._settings import BotOpsSettings, BotSettings, TradingSettings
 from cryptopipeline.core import KafkaSettings, TopicNames
+from cryptopipeline.ingestor._settings import IngestorSettings
+from cryptopipeline.ingestor.service import Ingestor
 from cryptopipeline.signaler._settings import SignalerSettings
 from cryptopipeline.signaler.service import Signaler
+from cryptopipeline.sim import SimConfig, SimServer
 from cryptopipeline.trading import OrderEventType, RiskLimits
 
 pytestmark = pytest.mark.kafka
@@ -101,6 +103,7 @@ async def test_live_and_backtest_agree(kafka_settings: KafkaSettings) -> None:
         )
     )
     ticks = _tickers()
+    products = sorted({orjson.loads(t)["product_id"] for t in ticks})
     for tick in ticks:
         backtest.on_message(tick)
     expected_orders = {o.client_order_id for o in backtest.stats.orders}
@@ -112,24 +115,32 @@ async def test_live_and_backtest_agree(kafka_settings: KafkaSettings) -> None:
         await _until(lambda: bot.consuming)
         tasks.create_task(signaler.run(stop))
         await _until(lambda: signaler.ready()[0])
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
-        await producer.start()
-        try:
-            for tick in ticks:
-                key = orjson.loads(tick)["product_id"].encode()
-                await producer.send(names.raw, tick, key=key)
-            await producer.flush()
-        finally:
-            await producer.stop()
-        done = {s.signal_id for s in backtest.stats.signals}
+        sim_config = SimConfig(port=0, replay=RECORDING, speed=0, await_subscribers=1)
+        async with SimServer(sim_config) as sim:
+            ingestor = Ingestor(
+                IngestorSettings(
+                    kafka=kafka_settings,
+                    topics=names,
+                    exchange={
+                        "ws_url": sim.ws_url,
+                        "rest_url": sim.http_url,
+                        "products": products,
+                        "connections": 1,
+                    },
+                    ops={"host": "127.0.0.1", "port": 0},
+                )  # fmt: skip
+            )
+            tasks.create_task(ingestor.run(stop))
+            await sim.market_done.wait()
+            done = {s.signal_id for s in backtest.stats.signals}
 
-        def settled() -> bool:
-            orders = bot.blotter.orders
-            seen = {o.signal_id for o in orders.values()}
-            return seen >= done and all(o.terminal for o in orders.values())
+            def settled() -> bool:
+                orders = bot.blotter.orders
+                seen = {o.signal_id for o in orders.values()}
+                return seen >= done and all(o.terminal for o in orders.values())
 
-        await _until(settled)
-        stop.set()
+            await _until(settled)
+            stop.set()
 
     live = bot.blotter.orders
     assert {o.signal_id for o in live.values()} == {s.signal_id for s in backtest.stats.signals}
