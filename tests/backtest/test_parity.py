@@ -128,7 +128,7 @@ async def test_live_and_backtest_agree(kafka_settings: KafkaSettings) -> None:
                         "connections": 1,
                     },
                     ops={"host": "127.0.0.1", "port": 0},
-                )  # fmt: skip
+                )
             )
             tasks.create_task(ingestor.run(stop))
             await sim.market_done.wait()
