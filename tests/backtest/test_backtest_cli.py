@@ -113,3 +113,18 @@ def test_unreadable_and_malformed_inputs(
     assert main([*base, "--input", str(_csv(tmp_path, _rows(5)))]) == 2
     assert "exists and is not an empty directory" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_config_file_in_the_crd_shape(tmp_path: Path) -> None:
+    manifest = REPO_ROOT / "k8s" / "examples" / "pipeline.yaml"
+    out = tmp_path / "out"
+    rows = [f"{1_600_000_000 + 60 * i},1,1,1,{100 + (i % 11) * (i % 3)},1" for i in range(80)]
+    code = main(["backtest", "--input", str(_csv(tmp_path, rows)), "--config", str(manifest),
+                 "--no-chart", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    config = orjson.loads((out / "report.json").read_bytes())["config"]
+    assert [s["name"] for s in config["strategies"]] == ["sma_crossover", "rsi_threshold"]
+    assert config["strategies"][0]["parameters"] == {"fast": 10, "slow": 30}
+    assert config["intervals_s"] == [60]
+    assert config["risk"]["max_order_notional"] == "250"
+    assert not (out / "chart.png").exists()
