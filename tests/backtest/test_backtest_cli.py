@@ -128,3 +128,34 @@ def test_config_file_in_the_crd_shape(tmp_path: Path) -> None:
     assert config["intervals_s"] == [60]
     assert config["risk"]["max_order_notional"] == "250"
     assert not (out / "chart.png").exists()
+
+
+@pytest.mark.skipif(not BTC_DAILY.exists(), reason="needs ../shared/data/btc-daily")
+def test_grid_is_ranked_and_deterministic(tmp_path: Path) -> None:
+    documents = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"grid-{jobs}"
+        code = main(["backtest", "--input", str(BTC_DAILY), "--strategy", "sma_crossover",
+                     "--grid", "fast=5,10,20", "slow=20,50", "--rank-by", "total_return",
+                     "--jobs", jobs, "--out", str(out)])  # fmt: skip
+        assert code == 0
+        documents.append(orjson.loads((out / "grid.json").read_bytes()))
+        assert len((out / "grid.csv").read_text().splitlines()) == 1 + 6
+    assert documents[0] == documents[1]
+    runs = documents[0]["runs"]
+    assert [r["rank"] for r in runs] == [1, 2, 3, 4, 5, 6]
+    returns = [r["metrics"]["total_return"] for r in runs if "metrics" in r]
+    assert returns == sorted(returns, reverse=True) and len(returns) == 5
+    assert runs[-1]["parameters"] == {"fast": 20, "slow": 20} and "below slow" in runs[-1]["error"]
+
+
+def test_bad_grid_and_source_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["backtest", "--strategy", "sma_crossover", "--out", str(tmp_path / "out")]
+    csv_file = str(_csv(tmp_path, _rows(5)))
+    assert main([*base, "--input", csv_file, "--grid", "fast"]) == 2
+    assert "--grid 'fast': expected KEY=V1,V2" in capsys.readouterr().err
+    assert main([*base, "--topic", "btc_usd"]) == 2
+    assert "--topic needs --bootstrap-servers, --from and --to" in capsys.readouterr().err
+    assert main([*base, "--topic", "t", "--bootstrap-servers", "127.0.0.1:1", "--from", "x",
+                 "--to", "2026-01-01T00:00:00Z"]) == 2  # fmt: skip
+    assert "--from 'x' is not an RFC 3339 time" in capsys.readouterr().err

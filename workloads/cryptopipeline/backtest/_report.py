@@ -6,6 +6,7 @@ Written into a fresh temporary directory beside `--out` and renamed into place a
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import tempfile
@@ -184,3 +185,62 @@ def write_report(bt: Backtest, out: Path, source: dict[str, Any], *, chart: bool
         shutil.rmtree(temp, ignore_errors=True)
         raise
     return text
+
+
+_GRID_METRICS = ("total_return", "annualised_return", "max_drawdown", "sharpe", "sortino",
+                 "win_rate", "trades", "fees", "final_equity")  # fmt: skip
+
+
+def write_grid(
+    rows: list[dict[str, Any]], keys: list[str], metric: str, out: Path, source: dict[str, Any]
+) -> str:
+    """`grid.json` and `grid.csv` (one row per run, best first) into `out`; the text table."""
+    out = out.resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not an empty directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    header = ["rank", *keys, *_GRID_METRICS, "signals", "orders", "error"]
+    table = []
+    for row in rows:
+        metrics = row.get("metrics", {})
+        table.append(
+            [
+                row["rank"],
+                *(row["parameters"][k] for k in keys),
+                *(metrics.get(m) for m in _GRID_METRICS),
+                row.get("signals"),
+                row.get("orders"),
+                row.get("error"),
+            ]
+        )
+    temp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        document = {"input": source, "rank_by": metric, "runs": rows}
+        (temp / "grid.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        with (temp / "grid.csv").open("w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(header)
+            writer.writerows([["" if v is None else v for v in line] for line in table])
+        if out.exists():
+            out.rmdir()
+        os.replace(temp, out)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    lines = [f"grid of {len(rows)} runs ranked by {metric} (best first); {out / 'grid.csv'}"]
+    shown = ["rank", *keys, "total_return", "max_drawdown", "sharpe", "trades"]
+    lines.append("  ".join(f"{h:>12}" for h in shown))
+    for row in rows[:10]:
+        metrics = row.get("metrics", {})
+        cells = [row["rank"], *(row["parameters"][k] for k in keys)]
+        if "error" in row:
+            lines.append("  ".join(f"{c!s:>12}" for c in cells) + f"  invalid: {row['error']}")
+            continue
+        cells += [_fmt(metrics.get("total_return")), _fmt(metrics.get("max_drawdown")),
+                  _fmt(metrics.get("sharpe")), metrics.get("trades")]  # fmt: skip
+        lines.append("  ".join(f"{c!s:>12}" for c in cells))
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

@@ -4,18 +4,25 @@ report directory (report.json, summary.txt, chart.png). See docs/backtest.md."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
+import functools
+import os
 import re
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from cryptopipeline.backtest._engine import Backtest, BacktestConfig
+from cryptopipeline.backtest._grid import RANK_METRICS, parse_grid, run_grid
 from cryptopipeline.backtest._inputs import (
     InputError,
     Progress,
@@ -23,7 +30,10 @@ from cryptopipeline.backtest._inputs import (
     read_candles,
     read_messages,
 )
-from cryptopipeline.backtest._report import write_report
+from cryptopipeline.backtest._kafka import read_topic_range
+from cryptopipeline.backtest._report import write_grid, write_report
+from cryptopipeline.coinbase import format_time
+from cryptopipeline.market import epoch_us
 
 EXIT_BAD_INPUT = 2
 _PROG = "cryptopipeline backtest"
@@ -38,7 +48,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "over a candle CSV or a JSON-lines feed recording, in event time, and writes "
         "report.json, summary.txt and chart.png to --out. See docs/backtest.md.",
     )
-    p.add_argument("--input", required=True, type=Path, help="candle CSV or JSON-lines feed")
+    p.add_argument("--input", type=Path, help="candle CSV or JSON-lines feed")
+    p.add_argument("--bootstrap-servers", help="with --topic: read a raw topic instead")
+    p.add_argument("--topic", help="raw topic to read a time range of (--from, --to)")
+    p.add_argument("--from", dest="start", metavar="TIME", help="RFC 3339, inclusive")
+    p.add_argument("--to", dest="end", metavar="TIME", help="RFC 3339, exclusive")
     p.add_argument("--format", choices=["auto", "csv", "jsonl"], default="auto")
     p.add_argument("--product", default="BTC-USD", help="the product of a candle CSV")
     p.add_argument("--strategy", help="strategy name (or --config)")
@@ -57,6 +71,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cooldown-s", help="risk limit, as the bot's (cooldown_after_fill_s)")
     p.add_argument("--out", required=True, type=Path, help="report directory (new or empty)")
     p.add_argument("--no-chart", action="store_true")
+    p.add_argument(
+        "--grid", nargs="+", metavar="KEY=V1,V2",
+        help="sweep the (first) strategy's parameters over every combination",
+    )  # fmt: skip
+    p.add_argument("--rank-by", choices=RANK_METRICS, default="sharpe", help="grid ranking")
+    p.add_argument("--jobs", type=int, help="grid processes (default: one per CPU)")
     p.add_argument(
         "--progress", choices=["auto", "always", "never"], default="auto",
         help="progress bar on stderr after one second (auto: when stderr is a terminal)",
@@ -227,62 +247,158 @@ class _Bar:
             self.stream.flush()
 
 
-def _run_file(bt: Backtest, args: argparse.Namespace, bar: _Bar) -> tuple[Backtest, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where the run reads (picklable: grid workers read it themselves)."""
+
+    kind: str  # csv | jsonl | kafka
+    path: str = ""
+    product: str = "BTC-USD"
+    candle_seconds: int | None = None
+    bootstrap_servers: str = ""
+    topic: str = ""
+    from_ms: int = 0
+    to_ms: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        if self.kind == "kafka":
+            return {"kind": "kafka", "topic": self.topic, "bootstrap_servers":
+                    self.bootstrap_servers, "from": format_time(self.from_ms * 1000),
+                    "to": format_time(self.to_ms * 1000)}  # fmt: skip
+        return {"kind": self.kind, "path": self.path}
+
+
+def _time_ms(text: str, flag: str) -> int:
+    try:
+        return epoch_us(text) // 1000
+    except ValueError:
+        raise InputError(f"{flag} {text!r} is not an RFC 3339 time") from None
+
+
+def source_of(args: argparse.Namespace) -> Source:
+    if args.topic:
+        if args.input is not None:
+            raise InputError("give --input or --topic, not both")
+        if not args.bootstrap_servers or not args.start or not args.end:
+            raise InputError("--topic needs --bootstrap-servers, --from and --to")
+        start, end = _time_ms(args.start, "--from"), _time_ms(args.end, "--to")
+        if end <= start:
+            raise InputError(f"--to {args.end} is not after --from {args.start}")
+        return Source("kafka", bootstrap_servers=args.bootstrap_servers, topic=args.topic,
+                      from_ms=start, to_ms=end)  # fmt: skip
+    if args.input is None:
+        raise InputError("give --input FILE or --topic with --bootstrap-servers, --from, --to")
     path: Path = args.input
     kind = args.format
     if kind == "auto":
         kind = "csv" if path.suffix.lower() == ".csv" else "jsonl"
-    name = str(path)
+    return Source(kind, str(path), args.product, args.candle_seconds)
+
+
+def run_source(
+    config: BacktestConfig, source: Source, progress: Progress, tick: Callable[[], None]
+) -> Backtest:
+    """One backtest of `config` over `source`, to its end."""
+    bt = Backtest(config)
+    if source.kind == "kafka":
+
+        async def consume() -> None:
+            reader = read_topic_range(
+                source.bootstrap_servers, source.topic, source.from_ms, source.to_ms, progress
+            )
+            n = 0
+            async for value in reader:
+                bt.on_message(value)
+                n += 1
+                if not n % 4096:
+                    tick()
+
+        try:
+            asyncio.run(consume())
+        except KafkaError as exc:
+            raise InputError(f"cannot read topic {source.topic!r}: {exc}") from None
+        return bt
+    name = source.path
     try:
         stream: IO[Any] = (
-            open(path, encoding="utf-8", newline="") if kind == "csv" else open(path, "rb")  # noqa: SIM115
+            open(name, encoding="utf-8", newline="") if source.kind == "csv" else open(name, "rb")  # noqa: SIM115
         )
     except OSError as exc:
         raise InputError(f"cannot read {name}: {exc.strerror}") from None
     with stream:
-        if kind == "csv":
-            interval = bt.config.intervals_s[0] if args.candle_seconds else None
-            for n, candle in enumerate(
-                read_candles(
-                    stream,
-                    name,
-                    product_id=args.product,
-                    interval_s=interval,
-                    progress=bar.progress,
-                ),
-            ):
-                if n == 0 and candle.interval_s != bt.config.intervals_s[0]:
-                    bt = _rebuild(bt, candle.interval_s)
+        if source.kind == "csv":
+            interval = config.intervals_s[0] if source.candle_seconds else None
+            candles = read_candles(stream, name, product_id=source.product, interval_s=interval,
+                                   progress=progress)  # fmt: skip
+            for n, candle in enumerate(candles):
+                if n == 0 and candle.interval_s != config.intervals_s[0]:
+                    # the CSV's own interval, known once it is read
+                    bt = Backtest(config.model_copy(update={"intervals_s": [candle.interval_s]}))
                 bt.on_candle(candle)
                 if not n % 4096:
-                    bar.tick()
+                    tick()
         else:
-            for n, message in enumerate(read_messages(stream, name, bar.progress)):
+            for n, message in enumerate(read_messages(stream, name, progress)):
                 bt.on_message(message)
                 if not n % 4096:
-                    bar.tick()
-    return bt, {"kind": kind, "path": name}
+                    tick()
+    return bt
 
 
-def _rebuild(bt: Backtest, interval_s: int) -> Backtest:
-    """A fresh backtest at the CSV's own interval (known only once it is read)."""
-    config = bt.config.model_copy(update={"intervals_s": [interval_s]})
-    return Backtest(config)
+def _with_parameters(config: BacktestConfig, params: dict[str, Any]) -> BacktestConfig:
+    first, *rest = config.strategies
+    merged = {"name": first.name, "parameters": {**first.parameters, **params}}
+    data = config.model_dump(mode="json")
+    data["strategies"] = [merged, *[s.model_dump(mode="json") for s in rest]]
+    return BacktestConfig.model_validate(data)
+
+
+def grid_run(config_json: str, source: Source, params: dict[str, Any]) -> dict[str, Any]:
+    """One grid point (in a worker process): its parameters and metrics, or its error."""
+    row: dict[str, Any] = {"parameters": params}
+    try:
+        config = _with_parameters(BacktestConfig.model_validate_json(config_json), params)
+    except ValidationError as exc:
+        row["error"] = str(exc.errors()[0]["msg"])
+        return row
+    bt = run_source(config, source, Progress(0), lambda: None)
+    row["metrics"] = bt.metrics().to_dict()
+    row["signals"] = len(bt.stats.signals)
+    row["orders"] = len(bt.stats.orders)
+    return row
+
+
+def _grid(args: argparse.Namespace, config: BacktestConfig, source: Source) -> str:
+    try:
+        grid = parse_grid(args.grid)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    work = functools.partial(grid_run, config.model_dump_json(), source)
+    rows = run_grid(work, grid, args.rank_by, args.jobs or os.cpu_count() or 1)
+    errors = [r for r in rows if "error" in r and "metrics" not in r]
+    if len(errors) == len(rows):
+        raise InputError(f"every grid point is invalid, e.g. {errors[0]['parameters']}: "
+                         f"{errors[0]['error']}")  # fmt: skip
+    return write_grid(rows, list(grid), args.rank_by, args.out, source.describe())
 
 
 def run(args: argparse.Namespace) -> int:
     """Run and report; bad input is one line on stderr and exit code 2, nothing in --out."""
     try:
         config = build_config(args)
+        source = source_of(args)
         if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
             raise InputError(f"--out {args.out} exists and is not an empty directory")
-        bt = Backtest(config)
-        bar = _Bar(Progress(file_size(args.input)), sys.stderr, args.progress)
-        try:
-            bt, source = _run_file(bt, args, bar)
-        finally:
-            bar.close()
-        text = write_report(bt, args.out, source, chart=not args.no_chart)
+        if args.grid:
+            text = _grid(args, config, source)
+        else:
+            size = file_size(Path(source.path)) if source.kind != "kafka" else 0
+            bar = _Bar(Progress(size), sys.stderr, args.progress)
+            try:
+                bt = run_source(config, source, bar.progress, bar.tick)
+            finally:
+                bar.close()
+            text = write_report(bt, args.out, source.describe(), chart=not args.no_chart)
     except InputError as exc:
         print(f"{_PROG}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
