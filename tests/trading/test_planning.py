@@ -9,6 +9,7 @@ from cryptopipeline.trading import (
     Blotter,
     BrokerUpdate,
     Fill,
+    OrderEvent,
     OrderEventType,
     OrderRequest,
     OrderSide,
@@ -92,3 +93,22 @@ def test_book_as_of_a_candle_close_ignores_late_ticks() -> None:
     kept = books.as_of("BTC-USD", 3_000_000)  # the newest book beyond the horizon stays
     assert kept is not None and kept.time_us == 2_100_000
     assert books.as_of("BTC-USD", 2_000_000) is None  # older ones are gone
+
+
+def _event(kind: OrderEventType, coid: str) -> OrderEvent:
+    return OrderEvent(event=kind, client_order_id=coid, signal_id="s-" + coid,
+                      product_id="BTC-USD", time="2026-01-01T00:00:00Z", broker="paper",
+                      side=OrderSide.BUY, order_type=OrderType.MARKET,
+                      base_size=D(1))  # fmt: skip
+
+
+def test_blotter_keeps_its_open_orders_as_events_arrive() -> None:
+    blotter = Blotter(D(1000))
+    blotter.apply(_event(OrderEventType.RECEIVED, "a"))
+    assert blotter.open_orders() == []
+    blotter.apply(_event(OrderEventType.SUBMITTED, "a"))
+    blotter.apply(_event(OrderEventType.SUBMITTED, "b"))
+    assert [o.client_order_id for o in blotter.open_orders()] == ["a", "b"]
+    blotter.apply(_event(OrderEventType.CANCELLED, "a"))
+    blotter.apply(_event(OrderEventType.SUBMITTED, "a"))  # a replayed event reopens nothing
+    assert [o.client_order_id for o in blotter.open_orders()] == ["b"]
