@@ -21,7 +21,7 @@ from cryptopipeline.backtest import Backtest, BacktestConfig
 from cryptopipeline.backtest._inputs import read_messages
 from cryptopipeline.bot import Bot, PaperBroker
 from cryptopipeline.bot._settings import BotOpsSettings, BotSettings, TradingSettings
-from cryptopipeline.core import KafkaSettings, TopicNames
+from cryptopipeline.core import KafkaSettings, TopicDefaults, TopicNames
 from cryptopipeline.ingestor._settings import IngestorSettings
 from cryptopipeline.ingestor.service import Ingestor
 from cryptopipeline.signaler._settings import SignalerSettings
@@ -37,6 +37,9 @@ STRATEGIES = [
     {"name": "sma_crossover", "parameters": {"fast": 1, "slow": 2}},
     {"name": "ema_crossover", "parameters": {"fast": 1, "slow": 3}},
 ]
+# The recording is from 2021 and records carry the exchange time: keep them, or retention
+# deletes them mid-test (docs/benchmarks.md, "back-dated records").
+KEEP = TopicDefaults(retention_ms=-1)
 RISK = RiskLimits(max_order_notional=Decimal("150"), stale_price_s=30, max_open_orders=50)
 
 
@@ -67,6 +70,7 @@ async def test_live_and_backtest_agree(kafka_settings: KafkaSettings) -> None:
     bot = Bot(
         BotSettings(
             kafka=kafka_settings,
+            topic_defaults=KEEP,
             topics=names,
             consumer_group=f"pbot_{tag}",
             ops=BotOpsSettings(port=0),
@@ -79,6 +83,7 @@ async def test_live_and_backtest_agree(kafka_settings: KafkaSettings) -> None:
     signaler = Signaler(
         SignalerSettings(
             kafka=kafka_settings,
+            topic_defaults=KEEP,
             topics=names,
             strategies=STRATEGIES,
             candles={"intervals_s": [1], "grace_s": 0},
@@ -120,6 +125,7 @@ async def test_live_and_backtest_agree(kafka_settings: KafkaSettings) -> None:
             ingestor = Ingestor(
                 IngestorSettings(
                     kafka=kafka_settings,
+                    topic_defaults=KEEP,
                     topics=names,
                     exchange={
                         "ws_url": sim.ws_url,
