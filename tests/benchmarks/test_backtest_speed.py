@@ -115,6 +115,7 @@ print(rss, took, bt.stats.ticks, bt.stats.candles, len(bt.stats.orders))
 """
 
 
+@pytest.mark.timeout(3600)  # about six minutes on a quiet core
 @pytest.mark.parametrize("count", [10_000_000])
 def test_memory_of_a_long_streamed_run(count: int) -> None:
     """10 million ticks generated as they are consumed (about 2.5 GB as a file), in a fresh

@@ -353,11 +353,10 @@ class Bot:
                             reference_price=price)  # fmt: skip
         if known is None:
             await self._log(base, OrderEventType.RECEIVED, durable=False)
-        decision = self.decide(
-            signal, side, price,
-            **({"last_tick_at": at_close.time_us / 1e6 if at_close else None}
-               if self.event_clock else {}),
-        )  # fmt: skip
+        last_tick: float | Literal["latest"] | None = "latest"
+        if self.event_clock:  # the tick the price came from, not the latest one read
+            last_tick = at_close.time_us / 1e6 if at_close else None
+        decision = self.decide(signal, side, price, last_tick)
         if isinstance(decision, tuple):
             reason, detail = decision
             self.metrics.rejections.labels(product, reason).inc()
