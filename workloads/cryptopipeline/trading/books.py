@@ -37,11 +37,12 @@ class BookHistory:
         if horizon_s <= 0:
             raise ValueError(f"horizon_s must be > 0, got {horizon_s}")
         self._horizon_us = round(horizon_s * 1_000_000)
-        self._books: dict[str, deque[BookAt]] = {}
+        self._books: dict[str, deque[tuple[int, Decimal, Decimal]]] = {}
+        """(time_us, bid, ask) per tick: plain tuples, the hot path of a backtest."""
         self._watermarks: dict[str, int] = {}
 
     def on_tick(self, product_id: str, time_us: int, bid: Decimal, ask: Decimal) -> None:
-        """A tick's book top; one older than the watermark only moves nothing (a late tick
+        """A tick's book top; one older than the watermark is not a book (a late tick
         must not change a price already final for a candle that closed)."""
         watermark = self._watermarks.get(product_id)
         if watermark is not None and time_us < watermark:
@@ -49,10 +50,10 @@ class BookHistory:
         books = self._books.get(product_id)
         if books is None:
             books = self._books[product_id] = deque()
-        books.append(BookAt(time_us, bid, ask))
-        watermark = self._advance(product_id, time_us)
-        floor = watermark - self._horizon_us
-        while len(books) > 1 and books[1].time_us < floor:
+        books.append((time_us, bid, ask))
+        self._watermarks[product_id] = time_us
+        floor = time_us - self._horizon_us
+        while len(books) > 1 and books[1][0] < floor:
             books.popleft()
 
     def on_heartbeat(self, product_id: str, time_us: int) -> None:
@@ -70,7 +71,7 @@ class BookHistory:
 
     def latest(self, product_id: str) -> BookAt | None:
         books = self._books.get(product_id)
-        return books[-1] if books else None
+        return BookAt(*books[-1]) if books else None
 
     def as_of(self, product_id: str, end_us: int) -> BookAt | None:
         """The book of the last tick received for the product with a time before `end_us`."""
@@ -78,6 +79,6 @@ class BookHistory:
         if not books:
             return None
         for book in reversed(books):
-            if book.time_us < end_us:
-                return book
+            if book[0] < end_us:
+                return BookAt(*book)
         return None
