@@ -159,3 +159,31 @@ def test_bad_grid_and_source_flags(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main([*base, "--topic", "t", "--bootstrap-servers", "127.0.0.1:1", "--from", "x",
                  "--to", "2026-01-01T00:00:00Z"]) == 2  # fmt: skip
     assert "--from 'x' is not an RFC 3339 time" in capsys.readouterr().err
+
+
+def test_progress_bar_appears_after_one_second() -> None:
+    import io
+
+    from cryptopipeline.backtest._inputs import Progress
+    from cryptopipeline.backtest.cli import ProgressBar
+
+    now = [100.0]
+    stream = io.StringIO()
+    bar = ProgressBar(Progress(total=200), stream, "always", clock=lambda: now[0])
+    bar.progress.done = 50
+    now[0] = 100.5
+    bar.tick()
+    assert stream.getvalue() == ""  # a run under a second shows nothing
+    now[0] = 101.5
+    bar.tick()
+    assert "25.0%" in stream.getvalue() and "1.5s" in stream.getvalue()
+    bar.progress.done = 200
+    now[0] = 102.0
+    bar.close()
+    assert stream.getvalue().endswith("100.0%     2.0s\n")
+    quiet = io.StringIO()
+    auto = ProgressBar(Progress(total=1), quiet, "auto", clock=lambda: now[0])
+    now[0] = 200.0
+    auto.tick()
+    auto.close()
+    assert quiet.getvalue() == ""  # auto: not a terminal

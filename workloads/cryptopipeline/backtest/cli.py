@@ -209,21 +209,28 @@ def build_config(args: argparse.Namespace) -> BacktestConfig:
         raise InputError(f"invalid {where}: {error['msg']}") from None
 
 
-class _Bar:
+class ProgressBar:
     """A one-line progress bar on stderr, shown once a run has taken a second."""
 
-    def __init__(self, progress: Progress, stream: IO[str], mode: str) -> None:
+    def __init__(
+        self,
+        progress: Progress,
+        stream: IO[str],
+        mode: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.progress = progress
         self.stream = stream
         self.enabled = mode == "always" or (mode == "auto" and stream.isatty())
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
         self.last = 0.0
         self.shown = False
 
     def tick(self) -> None:
         if not self.enabled:
             return
-        now = time.monotonic()
+        now = self.clock()
         if now - self.started < 1.0 or now - self.last < 0.2:
             return
         self.last = now
@@ -242,7 +249,7 @@ class _Bar:
 
     def close(self) -> None:
         if self.shown:
-            self._draw(time.monotonic())
+            self._draw(self.clock())
             self.stream.write("\n")
             self.stream.flush()
 
@@ -393,7 +400,7 @@ def run(args: argparse.Namespace) -> int:
             text = _grid(args, config, source)
         else:
             size = file_size(Path(source.path)) if source.kind != "kafka" else 0
-            bar = _Bar(Progress(size), sys.stderr, args.progress)
+            bar = ProgressBar(Progress(size), sys.stderr, args.progress)
             try:
                 bt = run_source(config, source, bar.progress, bar.tick)
             finally:
