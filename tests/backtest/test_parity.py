@@ -21,7 +21,7 @@ from cryptopipeline.backtest import Backtest, BacktestConfig
 from cryptopipeline.backtest._inputs import read_messages
 from cryptopipeline.bot import Bot, PaperBroker
 from cryptopipeline.bot._settings import BotOpsSettings, BotSettings, TradingSettings
-from cryptopipeline.core import KafkaSettings, TopicDefaults, TopicNames
+from cryptopipeline.core import KafkaSettings, TopicDefaults, TopicNames, TopicSpec, ensure_topics
 from cryptopipeline.ingestor._settings import IngestorSettings
 from cryptopipeline.ingestor.service import Ingestor
 from cryptopipeline.signaler._settings import SignalerSettings
@@ -114,6 +114,9 @@ async def test_live_and_backtest_agree(kafka_settings: KafkaSettings) -> None:
     expected_orders = {o.client_order_id for o in backtest.stats.orders}
     assert len(backtest.stats.signals) >= 4 and expected_orders  # the recording trades
 
+    # The raw topic exists before the bot starts, so its tick reader is assigned every
+    # partition from offset 0 at once (a topic it had to wait for would be read from "latest").
+    await ensure_topics(kafka_settings, [TopicSpec(name=names.raw, retention_ms=-1)])
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(bot.run(stop))
