@@ -187,3 +187,24 @@ def test_progress_bar_appears_after_one_second() -> None:
     auto.tick()
     auto.close()
     assert quiet.getvalue() == ""  # auto: not a terminal
+
+
+async def test_simulator_ground_truth(tmp_path: Path) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from cryptopipeline.sim import SimConfig, SimServer
+
+    truth = tmp_path / "truth.jsonl"
+    config = SimConfig(port=0, speed=0, seed=7, max_trades=2000, products=("BTC-USD",),
+                       start_time=datetime(2026, 1, 1, tzinfo=UTC), ground_truth=truth)  # fmt: skip
+    async with SimServer(config) as sim:
+        await sim.market_done.wait()
+    out = tmp_path / "out"
+    code = await asyncio.to_thread(main, [
+        "backtest", "--input", str(truth), "--strategy", "sma_crossover", "--param", "fast=2",
+        "--param", "slow=5", "--candle-seconds", "5", "--no-chart", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    report = orjson.loads((out / "report.json").read_bytes())
+    assert report["counts"]["ticks"] == 2000  # every ground-truth trade became a tick
+    assert report["counts"]["rejected_input"] == {} and report["counts"]["candles"] > 10
