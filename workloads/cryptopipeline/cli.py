@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from cryptopipeline import indicators_cli, watch_cli
+from cryptopipeline.backtest import cli as backtest_cli
 from cryptopipeline.core import PipelineSettings, configure_logging, ensure_topics
 from cryptopipeline.ksql import cli as ksql_cli
 from cryptopipeline.localkafka import BrokerError, LocalKafka, fetch_kafka
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     topics.add_argument("--bootstrap-servers")
     ksql_cli.add_parser(commands)
     indicators_cli.add_parser(commands)
+    backtest_cli.add_parser(commands)
     return parser
 
 
@@ -115,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "indicators":
         return indicators_cli.run(args)
+    if args.command == "backtest":
+        return backtest_cli.run(args)
     try:
         if args.command == "ksql":
             return ksql_cli.run(args)

@@ -101,6 +101,11 @@ class TradingSettings(BaseModel):
         default=Decimal("0"), ge=0, description="limit orders: price this far inside the touch"
     )
     sizing: Sizing = Field(default_factory=Sizing)
+    clock: Literal["wall", "event"] = Field(
+        default="wall",
+        description="event: decide at the signal's candle close and price at the book as of "
+        "that close (trading.books), as a backtest does; for replays of recorded data",
+    )
     increments: dict[str, IncrementSettings] = Field(default_factory=dict)
 
     @field_validator("products", mode="before")

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -34,10 +34,12 @@ from cryptopipeline.bot._metrics import BotMetrics
 from cryptopipeline.bot._orderlog import OrderLog, read_order_log
 from cryptopipeline.bot._paper import PaperBroker
 from cryptopipeline.bot._settings import BotSettings
+from cryptopipeline.coinbase import format_time
 from cryptopipeline.coinbase._time import parse_time, to_micros
 from cryptopipeline.core import ensure_topics
 from cryptopipeline.core.ops import OpsRequest, OpsServer
 from cryptopipeline.core.records import Action, TradeSignal
+from cryptopipeline.market import Heartbeat, Tick, epoch_us, parse_event
 from cryptopipeline.trading import (
     Blotter,
     BrokerUpdate,
@@ -46,25 +48,16 @@ from cryptopipeline.trading import (
     OrderEventType,
     OrderRequest,
     OrderSide,
-    OrderStatus,
     OrderType,
     RiskEngine,
-    SizedOrder,
     TrackedOrder,
     client_order_id_for,
-    size_order,
 )
+from cryptopipeline.trading.books import BookAt, BookHistory
 from cryptopipeline.trading.orders import fill_record
+from cryptopipeline.trading.planning import PlanRejection, outcome_events, plan_order
 
 log = logging.getLogger(__name__)
-
-_BPS = Decimal(10_000)
-_TERMINAL_EVENT = {
-    OrderStatus.FILLED: OrderEventType.FILLED,
-    OrderStatus.CANCELLED: OrderEventType.CANCELLED,
-    OrderStatus.REJECTED: OrderEventType.REJECTED,
-    OrderStatus.FAILED: OrderEventType.FAILED,
-}
 
 
 def _now_text() -> str:
@@ -116,6 +109,12 @@ class Bot:
         self._bad_logged: set[tuple[str, str]] = set()
         self._in_flight: set[str] = set()
         """Orders between "submitted" and the broker's answer: not unresolved, just busy."""
+        self.event_clock = settings.trading.clock == "event"
+        self.market = BookHistory()
+        self._market_moved = asyncio.Event()
+        self._event_now = 0.0
+        if self.event_clock:
+            self.clock = lambda: self._event_now
 
     # ---- probes and API ---------------------------------------------------------------------
 
@@ -343,9 +342,12 @@ class Bot:
         """One raw-topic record: a checked ticker moves the book and the marks; anything
         else that claims to be a ticker is bad input (counted, logged once, skipped)."""
         try:
-            tick = decode_tick(raw, self._products)
+            tick = decode_tick(raw, self._products)  # the same edge checks on either clock
         except BadInput as exc:
             self.bad_input("tick", exc, where)
+            return
+        if self.event_clock:
+            self._on_event_time_tick(raw)
             return
         if tick is None:
             return
@@ -364,6 +366,32 @@ class Bot:
             log.error("bad input skipped (further ones of this reason are only counted)",
                       extra={"source": source, "reason": exc.reason, "detail": exc.detail,
                              "at": where})  # fmt: skip
+
+    def _on_event_time_tick(self, raw: bytes) -> None:
+        """Event clock: the market as event time saw it; marks and paper books move at signals."""
+        event = parse_event(raw)
+        if isinstance(event, Tick):
+            price = event.price
+            bid, ask = event.best_bid or price, event.best_ask or price
+            self.market.on_tick(event.product_id, event.time_us, bid, ask)
+        elif isinstance(event, Heartbeat):
+            self.market.on_heartbeat(event.product_id, event.time_us)
+        else:
+            return
+        self._market_moved.set()
+
+    async def _book_at_close(self, signal: TradeSignal) -> BookAt | None:
+        """Event clock: wait until the product's event time reaches the signal's candle end,
+        then the book as of that end (trading.books); None if the feed never gets there."""
+        end_us = epoch_us(signal.window.end)
+        product = signal.product_id
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.risk.stale_price_s):
+                while (self.market.watermark_us(product) or -1) < end_us:
+                    self._market_moved.clear()
+                    await self._market_moved.wait()
+        self._event_now = end_us / 1_000_000
+        return self.market.as_of(product, end_us)
 
     # ---- signals ----------------------------------------------------------------------------
 
@@ -391,13 +419,20 @@ class Bot:
         self.metrics.signals.labels(signal.product_id, "accepted").inc()
         side = OrderSide.BUY if signal.action is Action.BUY else OrderSide.SELL
         product = signal.product_id
-        book = self.books.get(product)
+        at_close = await self._book_at_close(signal) if self.event_clock else None
+        if at_close is not None:
+            self.books[product] = (at_close.bid, at_close.ask)
+            self.blotter.portfolio.mark(product, at_close.mid)
+        book = self.books.get(product) if not self.event_clock or at_close else None
         price = (book[1] if side is OrderSide.BUY else book[0]) if book else signal.close_price
         base = OrderRequest(coid, signal.signal_id, product, side, OrderType.MARKET, Decimal(0),
                             reference_price=price)  # fmt: skip
         if known is None:
             await self._log(base, OrderEventType.RECEIVED, durable=False)
-        decision = self.decide(signal, side, price)
+        last_tick: float | Literal["latest"] | None = "latest"
+        if self.event_clock:  # the tick the price came from, not the latest one read
+            last_tick = at_close.time_us / 1e6 if at_close else None
+        decision = self.decide(signal, side, price, last_tick)
         if isinstance(decision, tuple):
             reason, detail = decision
             self.metrics.rejections.labels(product, reason).inc()
@@ -405,6 +440,8 @@ class Bot:
                      signal.signal_id, "reason": reason, "detail": detail})  # fmt: skip
             await self._log(base, OrderEventType.REJECTED, reason=reason, detail=detail)
             return
+        if at_close is not None and isinstance(self.broker, PaperBroker):
+            self.broker.on_tick(product, at_close.bid, at_close.ask, format_time(at_close.time_us))
         self._in_flight.add(coid)
         try:
             await self._submit(decision, received)
@@ -437,60 +474,38 @@ class Bot:
         await self._record(decision, update)
 
     def decide(
-        self, signal: TradeSignal, side: OrderSide, price: Decimal
+        self,
+        signal: TradeSignal,
+        side: OrderSide,
+        price: Decimal,
+        last_tick_at: float | Literal["latest"] | None = "latest",
     ) -> OrderRequest | tuple[str, str]:
         """Sizing and risk for one signal: the order to send, or (reason, detail)."""
-        trading = self.settings.trading
         product = signal.product_id
-        portfolio = self.blotter.portfolio
-        quantity = portfolio.quantity(product)
-        sized = size_order(
-            trading.sizing, trading.product_increments(product), side=side, price=price,
-            equity=portfolio.equity, position=quantity,
+        if last_tick_at == "latest":
+            last_tick_at = self.last_tick_at.get(product)
+        plan = plan_order(
+            self.settings.trading, client_order_id=client_order_id_for(signal.signal_id),
+            signal_id=signal.signal_id, product_id=product, side=side, price=price,
+            blotter=self.blotter, risk=self.risk, now=self.clock(),
+            last_tick_at=last_tick_at,
         )  # fmt: skip
-        if not isinstance(sized, SizedOrder):
-            return sized, f"sizing at {price}: {sized}"
-        rejection = self.risk.check(
-            product_id=product, side=side, notional=sized.notional,
-            position_notional=quantity * price, open_orders=len(self.blotter.open_orders()),
-            equity=portfolio.equity, now=self.clock(), last_tick_at=self.last_tick_at.get(product),
-        )  # fmt: skip
-        if rejection is not None:
-            return rejection.reason.value, rejection.detail
-        coid = client_order_id_for(signal.signal_id)
-        if trading.order_type == "limit":
-            offset = price * trading.limit_offset_bps / _BPS
-            inside = price - offset if side is OrderSide.BUY else price + offset
-            limit = trading.product_increments(product).round_price(inside, side)
-            return OrderRequest(coid, signal.signal_id, product, side, OrderType.LIMIT,
-                                sized.base_size, limit, price)  # fmt: skip
-        return OrderRequest(coid, signal.signal_id, product, side, OrderType.MARKET,
-                            sized.base_size, None, price)  # fmt: skip
+        if isinstance(plan, PlanRejection):
+            return plan.reason, plan.detail
+        return plan
 
     # ---- outcomes ---------------------------------------------------------------------------
 
     async def _record(self, request: OrderRequest, update: BrokerUpdate) -> None:
-        order = self.blotter.orders.get(request.client_order_id)
-        if update.exchange_order_id and (order is None or order.exchange_order_id is None):
-            await self._log(request, OrderEventType.ACCEPTED, exchange_id=update.exchange_order_id,
-                            durable=False)  # fmt: skip
-        portfolio = self.blotter.portfolio
-        for fill in update.fills:
-            if portfolio.has_fill(fill.fill_id):
-                continue
-            partial = update.status is OrderStatus.OPEN
+        for planned in outcome_events(self.blotter, request, update):
             await self._log(
-                request,
-                OrderEventType.PARTIALLY_FILLED if partial else OrderEventType.FILLED,
-                exchange_id=update.exchange_order_id, fill=fill, durable=False,
+                request, planned.event, exchange_id=planned.exchange_order_id,
+                fill=planned.fill, reason=planned.reason, detail=planned.detail, durable=False,
             )  # fmt: skip
-            self.risk.note_fill(request.product_id, self.clock())
-        terminal = _TERMINAL_EVENT.get(update.status)
-        if terminal is not None and not (terminal is OrderEventType.FILLED and update.fills):
-            await self._log(request, terminal, exchange_id=update.exchange_order_id,
-                            reason=update.reason, detail=update.detail, durable=False)  # fmt: skip
-            if terminal is OrderEventType.REJECTED and update.reason:
-                self.metrics.rejections.labels(request.product_id, update.reason).inc()
+            if planned.fill is not None:
+                self.risk.note_fill(request.product_id, self.clock())
+            if planned.event is OrderEventType.REJECTED and planned.reason:
+                self.metrics.rejections.labels(request.product_id, planned.reason).inc()
         await self._flush(request)
         self._update_gauges()
 

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptopipeline.core.records import TradeSignal
-from cryptopipeline.market import Candle, CandleAggregator, Heartbeat, Rejected, parse_event
+from cryptopipeline.market import (
+    Candle,
+    CandleAggregator,
+    Heartbeat,
+    MarketEvent,
+    Rejected,
+    parse_event,
+)
 from cryptopipeline.strategies import (
     Strategy,
     StrategyConfig,
@@ -46,7 +53,10 @@ class PartitionEngine:
         self.strategies: dict[tuple[str, int], list[Strategy]] = {}
 
     def on_record(self, value: bytes | None) -> EngineOutput:
-        event = parse_event(value or b"")
+        return self.on_event(parse_event(value or b""))
+
+    def on_event(self, event: MarketEvent) -> EngineOutput:
+        """One parsed raw-topic body (`parse_event`): the candles it closed and their signals."""
         if isinstance(event, Rejected):
             if event.reason in _IGNORED:
                 return EngineOutput("ignored")
@@ -63,11 +73,18 @@ class PartitionEngine:
         out.late = self.aggregator.late_trades - late_before
         out.product = event.product_id
         for candle in out.candles:
-            for strategy in self._strategies_for(candle):
-                decision = strategy.on_candle(candle)
-                if decision is not None:
-                    out.signals.append(to_record(decision, candle))
+            out.signals.extend(self.on_candle(candle))
         return out
+
+    def on_candle(self, candle: Candle) -> list[TradeSignal]:
+        """The signals every strategy of the candle's product and interval takes at its close
+        (candles from the aggregator, or closed candles read elsewhere, e.g. a backtest CSV)."""
+        signals: list[TradeSignal] = []
+        for strategy in self._strategies_for(candle):
+            decision = strategy.on_candle(candle)
+            if decision is not None:
+                signals.append(to_record(decision, candle))
+        return signals
 
     def _strategies_for(self, candle: Candle) -> list[Strategy]:
         key = (candle.product_id, candle.interval_s)

@@ -61,6 +61,9 @@ class Blotter:
     def __init__(self, starting_cash: Decimal) -> None:
         self.portfolio = Portfolio(starting_cash)
         self.orders: dict[str, TrackedOrder] = {}
+        self._open: dict[str, TrackedOrder] = {}
+        """The open orders, kept as events arrive: risk asks for them before every order, and
+        a scan of every order ever seen made a long run (or a backtest) quadratic."""
 
     def apply(self, event: OrderEvent) -> None:
         order = self.orders.get(event.client_order_id)
@@ -83,9 +86,13 @@ class Blotter:
             self.portfolio.apply_fill(fill)
         if not order.terminal and _RANK[event.event] >= _RANK[order.state]:
             order.state = event.event
+        if order.open:
+            self._open[order.client_order_id] = order
+        else:
+            self._open.pop(order.client_order_id, None)
 
     def open_orders(self) -> list[TrackedOrder]:
-        return [o for o in self.orders.values() if o.open]
+        return list(self._open.values())
 
     def unresolved(self) -> list[TrackedOrder]:
         return [o for o in self.orders.values() if o.unresolved]
