@@ -66,7 +66,10 @@ async def test_live_and_backtest_agree(kafka_settings: KafkaSettings) -> None:
     tag = uuid.uuid4().hex[:8]
     names = TopicNames(raw=f"praw_{tag}", trade_signals=f"psig_{tag}", orders=f"pord_{tag}",
                        dead_letter=f"pdlq_{tag}")  # fmt: skip
-    trading = TradingSettings(starting_cash=Decimal("10000"), clock="event")
+    ticks = _tickers()
+    products = sorted({orjson.loads(t)["product_id"] for t in ticks})
+    # The bot trades only the products it is configured for (others' signals are bad input).
+    trading = TradingSettings(starting_cash=Decimal("10000"), clock="event", products=products)
     bot = Bot(
         BotSettings(
             kafka=kafka_settings,
@@ -107,8 +110,6 @@ async def test_live_and_backtest_agree(kafka_settings: KafkaSettings) -> None:
             slippage="half-spread",
         )
     )
-    ticks = _tickers()
-    products = sorted({orjson.loads(t)["product_id"] for t in ticks})
     for tick in ticks:
         backtest.on_message(tick)
     expected_orders = {o.client_order_id for o in backtest.stats.orders}
