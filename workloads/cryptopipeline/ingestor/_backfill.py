@@ -40,7 +40,9 @@ def _taker_side(maker_side: object) -> str | None:
         return "sell"
     if maker_side == "sell":
         return "buy"
-    return None
+    if maker_side is None:
+        return None
+    raise ValueError(f"REST trade side {str(maker_side)[:40]!r} is not buy or sell")
 
 
 def trade_record(

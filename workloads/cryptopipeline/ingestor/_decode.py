@@ -144,7 +144,7 @@ def _trade_id(body: dict[str, Any], key: str) -> int:
     return value
 
 
-_PLAIN_DECIMAL = re.compile(r"\d{1,20}(?:\.\d{1,20})?")
+_PLAIN_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?")
 """How Coinbase writes every price, size and volume: digits, an optional fraction, no sign, no
 exponent. Anything else (NaN, sNaN, Infinity, 1E+999, -1, 20+ integer digits) is refused:
 downstream Decimal arithmetic on such a value raises or overflows."""

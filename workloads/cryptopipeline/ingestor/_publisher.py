@@ -2,9 +2,15 @@
 
 Idempotent producer with acks=all, so broker retries never duplicate. A delivery that fails
 for good sets `failed`: the service then restarts its session from what the log holds.
-A record Kafka refuses for what it is (its timestamp, its size) is not a Kafka failure: a
-restart would not change the record, only loop. It goes to `on_refused` (the service
-dead-letters it), and a refused dead letter is counted and dropped, never retried.
+A record Kafka refuses for what it is (its timestamp, its size) must not cause a restart
+loop. A refused heartbeat goes to `on_refused` (the service dead-letters it); a refused dead
+letter is counted and dropped, never retried. Kafka refuses a batch as a whole, and the
+idempotent producer cannot go on after a refused batch (the next send fails with
+OutOfOrderSequenceNumber), so a refusal still ends the session once: the trades that rode in
+the refused batch are not in the log, and the next session backfills them from REST, as
+after any failed delivery. A trade is never dead-lettered for a refusal: the edge only lets
+through times Kafka accepts (`max_future_s` is kept below the topic's limit), so a refused
+trade is always a batch-mate, and the backfill brings it back.
 """
 
 from __future__ import annotations
@@ -136,6 +142,9 @@ class RawPublisher:
 
     def _refused(self, record: OutRecord, error: BaseException) -> None:
         self._metrics.kafka_refused.labels(record.product, record.kind).inc()
+        if record.kind in ("trade", "backfill"):
+            self._fail(error)  # not in the log: the next session backfills it
+            return
         log.error(
             "Kafka refused a record; it goes to the dead-letter topic"
             if record.kind != "dead_letter" and self._on_refused is not None

@@ -107,6 +107,7 @@ class Ingestor:
         self._seen_ns: dict[str, int] = {}  # per product: last trade frame received
         self._out_ns: dict[str, int] = {}  # per product: last trade released to the outbox
         self._stuck: set[str] = set()
+        self._carried: list[OutRecord] = []  # dead letters of refused records, kept until sent
         self._connections: list[FeedConnection] = []
         self._outbox = Outbox(settings.ingest.max_buffered_records)
         self._health = _Health()
@@ -217,6 +218,8 @@ class Ingestor:
             raise _KafkaUnavailable(str(exc)) from exc
         self._health.sessions += 1
         self._outbox = Outbox(settings.ingest.max_buffered_records)
+        for carried in self._carried:  # a refusal ended the last session before they went
+            self._outbox.put(carried)
         self._sequencers = {
             key: TradeSequencer(
                 next_id=(last[key] + 1) if key in last else None,
@@ -261,6 +264,8 @@ class Ingestor:
         finally:
             self._health.producing = False
             self._connections = []
+            if not publisher.failed.is_set():
+                self._carried = []  # flushed with the rest
             if publisher.failed.is_set():
                 self.metrics.kafka_failures.inc()
                 with contextlib.suppress(Exception):
@@ -406,7 +411,7 @@ class Ingestor:
         connection: int,
         receive_ns: int,
         extra: tuple[tuple[str, bytes], ...] = (),
-    ) -> None:
+    ) -> OutRecord:
         """Count, log once per reason, and write `frame` to the dead-letter topic, its value cut
         to `dead_letter_max_bytes` (headers `original_bytes` and `truncated` say so)."""
         self.metrics.dead_letters.labels(frame.product, frame.reason.value).inc()
@@ -421,29 +426,30 @@ class Ingestor:
                 },
             )
         raw, limit = frame.raw, self.settings.ingest.dead_letter_max_bytes
-        self._outbox.put(
-            OutRecord(
-                topic=self.settings.topics.dead_letter,
-                key="",
-                value=raw[:limit],
-                timestamp_ms=None,
-                headers=(
-                    *_headers(receive_ns, connection, False),
-                    ("reason", frame.reason.value.encode()),
-                    ("detail", frame.detail.encode("utf-8", "replace")[:500]),
-                    ("original_bytes", str(len(raw)).encode()),
-                    ("truncated", b"true" if len(raw) > limit else b"false"),
-                    *extra,
-                ),
-                product=frame.product,
-                kind="dead_letter",
-                receive_ns=receive_ns,
-            )
+        record = OutRecord(
+            topic=self.settings.topics.dead_letter,
+            key="",
+            value=raw[:limit],
+            timestamp_ms=None,
+            headers=(
+                *_headers(receive_ns, connection, False),
+                ("reason", frame.reason.value.encode()),
+                ("detail", frame.detail.encode("utf-8", "replace")[:500]),
+                ("original_bytes", str(len(raw)).encode()),
+                ("truncated", b"true" if len(raw) > limit else b"false"),
+                *extra,
+            ),
+            product=frame.product,
+            kind="dead_letter",
+            receive_ns=receive_ns,
         )
+        self._outbox.put(record)
+        return record
 
     def _refused_by_kafka(self, record: OutRecord, error: BaseException) -> None:
-        """Kafka refused a raw record for what it is: dead-letter it (never a restart loop)."""
-        self._dead_letter(
+        """Kafka refused a raw record for what it is: dead-letter it (never a restart loop);
+        the dead letter survives the session restart the refusal may force."""
+        dead = self._dead_letter(
             RejectedFrame(
                 Reject.KAFKA_REFUSED, f"{type(error).__name__}: {error}"[:400], record.value,
                 record.product,
@@ -452,6 +458,7 @@ class Ingestor:
             record.receive_ns,
             (("kind", record.kind.encode()), ("timestamp_ms", str(record.timestamp_ms).encode())),
         )  # fmt: skip
+        self._carried.append(dead)
 
     # ---- implausible ids ----------------------------------------------------------------
 
