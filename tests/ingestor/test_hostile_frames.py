@@ -19,6 +19,7 @@ from ingest_support import (
     ingestor_settings,
     metric_total,
     running,
+    trade_ids_by_product,
     wait_for,
 )
 
@@ -252,3 +253,32 @@ async def _settle_exactly_once_for(sim: SimServer, bootstrap: str, raw: str, pro
     truth = [t.trade_id for t in sim.ledger.trades(product)]
     upto = truth[: truth.index(marks[product]) + 1]
     assert got[: len(upto)] == upto
+
+
+async def test_a_max_speed_simulator_run_lands_whole_in_a_strict_topic(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """Break 9: `coinbase-sim --speed max` used to run its event time ahead of the broker's
+    clock until Kafka refused the records. 3,000 trades at 1 a second per product span 1,500 s
+    of event time; the topic here refuses anything over 60 s ahead. All of them land."""
+    suffix = str(time.time_ns())
+    raw, dlq = f"raw_max_{suffix}", f"dlq_max_{suffix}"
+    strict = {"message.timestamp.after.max.ms": "60000"}
+    await ensure_topics(
+        kafka_settings, [TopicSpec(name=raw, extra_config=strict), TopicSpec(name=dlq)]
+    )
+    bootstrap = kafka_settings.bootstrap_servers
+    config = SimConfig(
+        port=0, products=PRODUCTS, seed=9, rate=1, speed=0, max_trades=3_000, await_subscribers=2
+    )
+    async with SimServer(config) as sim:
+        ingestor = Ingestor(ingestor_settings(bootstrap, sim, raw, dlq))
+        async with running(ingestor):
+            await sim.market_done.wait()
+            marks = checkpoint(sim)
+            records = await collect(bootstrap, raw, contains(marks), within=120)
+            _steady(ingestor)
+            registry = ingestor.metrics.registry
+            assert metric_total(registry, "cryptopipeline_ingestor_dead_letters") == 0
+    assert_exactly_once(records, sim, marks)
+    assert sum(len(ids) for ids in trade_ids_by_product(records).values()) == 3_000
