@@ -5,6 +5,7 @@ trade of every product still lands exactly once."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,7 +24,8 @@ from ingest_support import (
     wait_for,
 )
 
-from cryptopipeline.coinbase import format_time
+from cryptopipeline.coinbase import format_time, parse_time
+from cryptopipeline.coinbase._time import to_micros
 from cryptopipeline.core import KafkaSettings, TopicSpec, ensure_topics
 from cryptopipeline.ingestor.service import Ingestor
 from cryptopipeline.sim._config import SimConfig
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.kafka
 
 PRODUCTS = ("BTC-USD", "ETH-USD")
 YEAR_2100_TIME = "2100-01-01T00:00:00.000000Z"
+RECORDING = Path(__file__).resolve().parents[2].parent / "shared/data/coinbase/matches-1.jsonl"
 
 
 def forged_ticker(product: str, trade_id: int, **fields: Any) -> bytes:
@@ -282,3 +285,38 @@ async def test_a_max_speed_simulator_run_lands_whole_in_a_strict_topic(
             assert metric_total(registry, "cryptopipeline_ingestor_dead_letters") == 0
     assert_exactly_once(records, sim, marks)
     assert sum(len(ids) for ids in trade_ids_by_product(records).values()) == 3_000
+
+
+async def test_a_replay_of_old_recorded_trades_keeps_their_times(
+    kafka_settings: KafkaSettings, raw_topics: tuple[str, str]
+) -> None:
+    """Break 9, the replay case: recorded (past) exchange times pass the edge and become the
+    records' timestamps; only the future is bounded."""
+    recording = RECORDING
+    if not recording.exists():
+        pytest.skip(f"recorded data not found at {recording}")
+    recorded = [orjson.loads(line) for line in recording.read_bytes().splitlines() if line]
+    matches = [m for m in recorded if m.get("type") == "match"]
+    raw, dlq = raw_topics
+    bootstrap = kafka_settings.bootstrap_servers
+    config = SimConfig(port=0, replay=recording, speed=0, await_subscribers=2)
+    async with SimServer(config) as sim:
+        settings = ingestor_settings(bootstrap, sim, raw, dlq)
+        settings.exchange.channels = ["matches", "heartbeat"]
+        ingestor = Ingestor(settings)
+        async with running(ingestor):
+            last = matches[-1]["trade_id"]
+            records = await collect(
+                bootstrap,
+                raw,
+                lambda r: last in trade_ids_by_product(r, "match").get("BTC-USD", []),
+            )
+            assert (
+                metric_total(ingestor.metrics.registry, "cryptopipeline_ingestor_dead_letters") == 0
+            )
+    published = [r for r in records if b'"type":"match"' in r.value]
+    assert [orjson.loads(r.value)["trade_id"] for r in published] == [
+        m["trade_id"] for m in matches
+    ]
+    expected = [to_micros(parse_time(m["time"])) // 1000 for m in matches]
+    assert [r.timestamp for r in published] == expected

@@ -21,8 +21,7 @@ from cryptopipeline.ingestor._decode import (
     Family,
     TimeWindow,
     TradeFrame,
-    decode,
-    epoch_micros,
+    check_trade,
 )
 from cryptopipeline.ingestor._sequencer import Gap
 
@@ -54,7 +53,6 @@ def trade_record(
     if type(trade_id) is not int or not 0 <= trade_id <= MAX_ID:
         raise ValueError(f"REST trade without a valid trade_id: {trade!r:.200}")
     time = trade.get("time")
-    epoch_micros(time)
     if family is Family.TICKER:
         body: dict[str, Any] = {"type": "ticker", "product_id": product_id}
         body["price"] = trade["price"]
@@ -74,21 +72,8 @@ def trade_record(
             "size": trade["size"],
             "price": trade["price"],
         }
-    now_us = _time.time_ns() // 1000
-    decoded = decode(orjson.dumps(body).decode(), _ANY_PRODUCT, 1 << 20, now_us, window)
-    if not isinstance(decoded, TradeFrame):  # the feed's own rules, written once
-        raise ValueError(f"REST trade refused: {getattr(decoded, 'detail', decoded)}"[:300])
-    return decoded
-
-
-class _AnyProduct(frozenset[str]):
-    """The product was chosen by the caller, not by the response: every name is subscribed."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
-_ANY_PRODUCT = _AnyProduct()
+    micros = check_trade(body, family, _time.time_ns() // 1000, window)  # the feed's rules
+    return TradeFrame(product_id, family, trade_id, micros // 1000, orjson.dumps(body))
 
 
 class TradeBackfiller:
@@ -165,15 +150,24 @@ class TradeBackfiller:
             if not page:
                 break
             oldest = after
+            refused: list[str] = []
             for trade in page:
-                try:
-                    record = trade_record(product_id, family, trade, self._window)
-                except (ValueError, KeyError) as exc:
-                    log.error("skipping malformed REST trade", extra={"error": str(exc)[:200]})
+                trade_id = trade.get("trade_id")
+                if type(trade_id) is not int or not 0 <= trade_id <= MAX_ID:
+                    refused.append(f"trade_id {str(trade_id)[:40]!r}")
                     continue
-                oldest = min(oldest, record.trade_id)
-                if gap.first <= record.trade_id <= gap.last:
-                    found[record.trade_id] = record
+                oldest = min(oldest, trade_id)
+                if not gap.first <= trade_id <= gap.last:
+                    continue  # only the gap's trades are checked and converted
+                try:
+                    found[trade_id] = trade_record(product_id, family, trade, self._window)
+                except (ValueError, KeyError) as exc:
+                    refused.append(str(exc)[:200])
+            if refused:  # one line per page, not one per forged trade
+                log.error(
+                    "skipping malformed REST trades",
+                    extra={"product_id": product_id, "count": len(refused), "first": refused[0]},
+                )
             if oldest >= after:  # the cursor did not move: avoid looping forever
                 break
             after = oldest

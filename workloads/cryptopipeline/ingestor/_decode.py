@@ -226,6 +226,21 @@ def _optional_fields(body: dict[str, Any], decimals: tuple[str, ...]) -> None:
         raise _Invalid(f"side {str(side)[:40]!r} is not buy or sell")
 
 
+def check_trade(
+    body: dict[str, Any], family: Family, now_us: int | None, window: TimeWindow | None
+) -> int:
+    """Check a feed-shaped trade built from elsewhere (a REST trade) by the feed's rules;
+    return its event time in microseconds. Raises ValueError naming the bad field."""
+    _trade_id(body, "trade_id")
+    micros = epoch_micros(body.get("time"))
+    if window is not None and now_us is not None:
+        window.check(micros, now_us)
+    _decimal_string(body, "price", positive=True)
+    _decimal_string(body, "last_size" if family is Family.TICKER else "size", positive=True)
+    _optional_fields(body, ())
+    return micros
+
+
 def decode(
     frame: str | bytes,
     products: frozenset[str],
