@@ -303,6 +303,7 @@ async def test_a_replay_of_old_recorded_trades_keeps_their_times(
     async with SimServer(config) as sim:
         settings = ingestor_settings(bootstrap, sim, raw, dlq)
         settings.exchange.channels = ["matches", "heartbeat"]
+        settings.exchange.products = ["BTC-USD"]  # the recording's only product
         ingestor = Ingestor(settings)
         async with running(ingestor):
             last = matches[-1]["trade_id"]
