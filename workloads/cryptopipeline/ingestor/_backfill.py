@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time as _time
 from typing import Any
 
 import httpx
 import orjson
 
-from cryptopipeline.ingestor._decode import Family, TradeFrame, epoch_micros
+from cryptopipeline.ingestor._decode import (
+    MAX_ID,
+    Family,
+    TimeWindow,
+    TradeFrame,
+    check_trade,
+)
 from cryptopipeline.ingestor._sequencer import Gap
 
 log = logging.getLogger(__name__)
@@ -32,16 +39,20 @@ def _taker_side(maker_side: object) -> str | None:
         return "sell"
     if maker_side == "sell":
         return "buy"
-    return None
+    if maker_side is None:
+        return None
+    raise ValueError(f"REST trade side {str(maker_side)[:40]!r} is not buy or sell")
 
 
-def trade_record(product_id: str, family: Family, trade: dict[str, Any]) -> TradeFrame:
-    """A feed-shaped record for one REST trade. Raises ValueError on a malformed trade."""
+def trade_record(
+    product_id: str, family: Family, trade: dict[str, Any], window: TimeWindow | None = None
+) -> TradeFrame:
+    """A feed-shaped record for one REST trade, validated exactly as a feed frame is (ids,
+    decimals, side, time). Raises ValueError on a malformed trade."""
     trade_id = trade.get("trade_id")
-    if type(trade_id) is not int:
-        raise ValueError(f"REST trade without an integer trade_id: {trade!r:.200}")
+    if type(trade_id) is not int or not 0 <= trade_id <= MAX_ID:
+        raise ValueError(f"REST trade without a valid trade_id: {trade!r:.200}")
     time = trade.get("time")
-    micros = epoch_micros(time)
     if family is Family.TICKER:
         body: dict[str, Any] = {"type": "ticker", "product_id": product_id}
         body["price"] = trade["price"]
@@ -61,6 +72,7 @@ def trade_record(product_id: str, family: Family, trade: dict[str, Any]) -> Trad
             "size": trade["size"],
             "price": trade["price"],
         }
+    micros = check_trade(body, family, _time.time_ns() // 1000, window)  # the feed's rules
     return TradeFrame(product_id, family, trade_id, micros // 1000, orjson.dumps(body))
 
 
@@ -73,14 +85,29 @@ class TradeBackfiller:
         *,
         attempts: int = 5,
         backoff_s: float = 0.25,
+        window: TimeWindow | None = None,
     ) -> None:
         self._client = client
+        self._window = window
         self._attempts = attempts
         self._backoff_s = backoff_s
 
-    async def _page(self, product_id: str, after: int) -> list[dict[str, Any]]:
+    async def latest_trade_id(self, product_id: str) -> int | None:
+        """The exchange's newest trade id for a product (None if it has no trade yet)."""
+        page = await self._page(product_id, None, limit=1)
+        ids = [t.get("trade_id") for t in page]
+        valid = [i for i in ids if type(i) is int and 0 <= i <= MAX_ID]
+        if ids and not valid:
+            raise BackfillError(f"newest trade of {product_id} has no valid trade_id: {ids[:1]!r}")
+        return max(valid) if valid else None
+
+    async def _page(
+        self, product_id: str, after: int | None, limit: int = _PAGE
+    ) -> list[dict[str, Any]]:
         url = f"/products/{product_id}/trades"
-        params = {"after": str(after), "limit": str(_PAGE)}
+        params = {"limit": str(limit)}
+        if after is not None:
+            params["after"] = str(after)
         delay = self._backoff_s
         for attempt in range(1, self._attempts + 1):
             try:
@@ -123,15 +150,24 @@ class TradeBackfiller:
             if not page:
                 break
             oldest = after
+            refused: list[str] = []
             for trade in page:
-                try:
-                    record = trade_record(product_id, family, trade)
-                except (ValueError, KeyError) as exc:
-                    log.error("skipping malformed REST trade", extra={"error": str(exc)[:200]})
+                trade_id = trade.get("trade_id")
+                if type(trade_id) is not int or not 0 <= trade_id <= MAX_ID:
+                    refused.append(f"trade_id {str(trade_id)[:40]!r}")
                     continue
-                oldest = min(oldest, record.trade_id)
-                if gap.first <= record.trade_id <= gap.last:
-                    found[record.trade_id] = record
+                oldest = min(oldest, trade_id)
+                if not gap.first <= trade_id <= gap.last:
+                    continue  # only the gap's trades are checked and converted
+                try:
+                    found[trade_id] = trade_record(product_id, family, trade, self._window)
+                except (ValueError, KeyError) as exc:
+                    refused.append(str(exc)[:200])
+            if refused:  # one line per page, not one per forged trade
+                log.error(
+                    "skipping malformed REST trades",
+                    extra={"product_id": product_id, "count": len(refused), "first": refused[0]},
+                )
             if oldest >= after:  # the cursor did not move: avoid looping forever
                 break
             after = oldest

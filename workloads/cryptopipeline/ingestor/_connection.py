@@ -20,6 +20,9 @@ from cryptopipeline.ingestor._decode import (
     ControlFrame,
     FeedFrame,
     HeartbeatFrame,
+    Reject,
+    RejectedFrame,
+    TimeWindow,
     TradeFrame,
     decode,
 )
@@ -144,7 +147,7 @@ class FeedConnection:
                 self._exchange.ws_url,
                 open_timeout=10,
                 close_timeout=2,
-                max_size=max(4 * self._ingest.max_frame_bytes, 1 << 20),
+                max_size=self._ingest.max_frame_bytes,  # one limit: the setting is the limit
                 max_queue=64,
                 compression=None,
             ) as ws:
@@ -157,7 +160,20 @@ class FeedConnection:
             return "heartbeat_timeout"
         except ConnectionClosed as exc:
             too_big = exc.sent is not None and exc.sent.code == 1009  # we refused a huge frame
-            return "frame_too_big" if too_big else "closed"
+            if too_big:
+                limit = self._ingest.max_frame_bytes
+                self._sink.accept(
+                    RejectedFrame(
+                        Reject.OVERSIZED,
+                        f"a frame over {limit} bytes (max_frame_bytes) was refused by the "
+                        "WebSocket layer; the connection was reset and its gap is backfilled",
+                        b"",
+                    ),
+                    self.conn_id,
+                    time.time_ns(),
+                )
+                return "frame_too_big"
+            return "closed"
         except (OSError, InvalidHandshake) as exc:
             log.warning("cannot connect", extra={"connection": self.conn_id, "error": str(exc)})
             return "connect_failed"
@@ -165,6 +181,7 @@ class FeedConnection:
     async def _read(self, ws: ClientConnection, backoff: Backoff) -> str:
         timeout = self._ingest.heartbeat_timeout_s
         max_bytes = self._ingest.max_frame_bytes
+        window = time_window(self._ingest)
         sink, products, recent = self._sink, self._products, self._recent
         counters = _KindCounters(self._metrics, self._label)
         clock = asyncio.get_running_loop().time
@@ -179,7 +196,7 @@ class FeedConnection:
                         liveness.reschedule(clock() + timeout)
                     continue
                 receive_ns = time.time_ns()
-                decoded = decode(frame, products, max_bytes)
+                decoded = decode(frame, products, max_bytes, receive_ns // 1000, window)
                 counters.count(decoded)
                 if isinstance(decoded, HeartbeatFrame):
                     liveness.reschedule(clock() + timeout)
@@ -192,6 +209,15 @@ class FeedConnection:
                     liveness.reschedule(None)
                     await sink.room()
                     liveness.reschedule(clock() + timeout)
+
+
+def time_window(ingest: IngestSettings) -> TimeWindow:
+    """The event times the edge accepts, from the settings (docs/ingestor.md, "Event time")."""
+    age = ingest.max_event_age_s
+    return TimeWindow(
+        max_future_us=int(ingest.max_future_s * 1_000_000),
+        max_age_us=None if age is None else int(age * 1_000_000),
+    )
 
 
 class _KindCounters:

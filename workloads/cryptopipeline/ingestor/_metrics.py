@@ -66,6 +66,23 @@ class IngestorMetrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )  # fmt: skip
+        self.kafka_refused = Counter(
+            f"{_PREFIX}_kafka_refused",
+            "Records Kafka refused for what they are (timestamp, size), by product and kind; "
+            "dead-lettered unless they were dead letters.",
+            ["product", "kind"], registry=r,
+        )  # fmt: skip
+        self.implausible_ids = Counter(
+            f"{_PREFIX}_implausible_trade_ids",
+            "Trade ids or heartbeat last_trade_ids far ahead of the truth that REST did not "
+            "confirm (dead-lettered), by product.",
+            ["product"], registry=r,
+        )  # fmt: skip
+        self.stuck = Gauge(
+            f"{_PREFIX}_product_stuck",
+            "1 while a product receives trades but publishes none for stuck_after_s.",
+            ["product"], registry=r,
+        )  # fmt: skip
         self.kafka_failures = Counter(
             f"{_PREFIX}_kafka_failures", "Kafka delivery failures that restarted the session.",
             registry=r,

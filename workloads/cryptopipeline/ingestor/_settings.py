@@ -68,7 +68,43 @@ class IngestSettings(BaseModel):
     heartbeat_timeout_s: float = Field(default=5.0, gt=0)
     reconnect_initial_s: float = Field(default=0.25, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
-    max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_frame_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="the WebSocket layer refuses larger frames (the connection is reset)",
+    )
+    dead_letter_max_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=512 * 1024,
+        description="a dead-letter value is cut to this (headers say so); well below Kafka's "
+        "1 MiB default message and request limits",
+    )
+    max_trade_id_jump: int = Field(
+        default=100_000,
+        ge=1,
+        description="a trade id or heartbeat last_trade_id further than this above the highest "
+        "trusted id is confirmed over REST before it can move the high-water mark",
+    )
+    max_future_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=3_000,
+        description="event times further ahead of the local clock are refused (DLQ); kept "
+        "below Kafka's message.timestamp.after.max.ms (1 h by default)",
+    )
+    max_event_age_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="event times older than this are refused; none by default (replays)",
+    )
+    stuck_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a product receiving trades but publishing none this long is stuck: "
+        "/readyz answers 503",
+    )
     gap_grace_s: float = Field(default=0.5, ge=0, description="wait for another socket first")
     gap_attempts: int = Field(default=5, ge=1, description="backfills before a gap is skipped")
     max_buffered_records: int = Field(default=50_000, ge=10, description="unacked by Kafka")

@@ -4,6 +4,12 @@ Kafka, with REST backfill of gaps, recovery from the log, probes and metrics.
 A session is one producer and one set of connections. A Kafka delivery that fails for good
 ends the session; the next one re-reads the log, so what landed is never repeated and what
 did not is backfilled. SIGTERM ends the last session: stop reading, flush, exit.
+
+A trade id (or a heartbeat's `last_trade_id`) more than `max_trade_id_jump` above the
+highest id trusted for its product is a suspect: it waits aside, never touching a sequencer,
+until the exchange's REST API confirms that such a trade exists; unconfirmed, it is
+dead-lettered and counted. One forged frame can then neither skip a gap nor make every real
+trade after it look like a duplicate.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import httpx
 from cryptopipeline.core import ensure_topics
 from cryptopipeline.core.ops import OpsServer
 from cryptopipeline.ingestor._backfill import BackfillError, TradeBackfiller
-from cryptopipeline.ingestor._connection import FeedConnection, RecentFrames
+from cryptopipeline.ingestor._connection import FeedConnection, RecentFrames, time_window
 from cryptopipeline.ingestor._decode import (
     ControlFrame,
     Family,
@@ -42,6 +48,11 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, Family]
 
+_REST_LAG_IDS = 1_000
+"""A suspect id is confirmed if it is at most this far above REST's newest trade id: REST
+may trail the feed by a moment (a second of the busiest product is far fewer trades), and a
+forged jump is far more than this (max_trade_id_jump, 100,000 by default)."""
+
 
 class _SessionOver(Exception):
     """Raised inside the reader group to end it: a stop was asked for, or Kafka failed."""
@@ -53,6 +64,17 @@ class _Pending:
     connection: int
     receive_ns: int
     backfill: bool
+
+
+@dataclass(slots=True)
+class _Suspect:
+    """A trade or heartbeat whose id is implausibly far ahead, waiting for REST to confirm."""
+
+    trade_id: int
+    trade: _Pending | None
+    heartbeat: HeartbeatFrame | None
+    connection: int
+    receive_ns: int
 
 
 @dataclass
@@ -78,6 +100,14 @@ class Ingestor:
         self._gap_signals: dict[Key, asyncio.Event] = {}
         self._last_heartbeat_us: dict[str, int] = {}
         self._last_heartbeat_trade: dict[str, int] = {}
+        self._trusted: dict[str, int] = {}  # per product: the highest trade id known real
+        self._suspects: dict[str, list[_Suspect]] = {p: [] for p in self._products}
+        self._suspect_signals: dict[str, asyncio.Event] = {}
+        self._jump = settings.ingest.max_trade_id_jump
+        self._seen_ns: dict[str, int] = {}  # per product: last trade frame received
+        self._out_ns: dict[str, int] = {}  # per product: last trade released to the outbox
+        self._stuck: set[str] = set()
+        self._carried: list[OutRecord] = []  # dead letters of refused records, kept until sent
         self._connections: list[FeedConnection] = []
         self._outbox = Outbox(settings.ingest.max_buffered_records)
         self._health = _Health()
@@ -94,13 +124,30 @@ class Ingestor:
         health = self._health
         subscribed = [c.conn_id for c in self._connections if c.subscribed]
         error_is_current = health.last_error_at > health.last_subscribed_at
-        ok = health.producing and bool(subscribed) and not error_is_current
+        stuck = sorted(self._stuck_products()) if health.producing else []
+        ok = health.producing and bool(subscribed) and not error_is_current and not stuck
         return ok, {
             "producing": health.producing,
             "subscribed_connections": subscribed,
             "last_exchange_error": health.last_exchange_error,
             "buffered_records": len(self._outbox),
+            "stuck_products": stuck,
         }
+
+    def _stuck_products(self) -> set[str]:
+        """Products that receive trades but released none for `stuck_after_s`, or whose
+        suspect ids have waited that long for confirmation."""
+        limit = int(self.settings.ingest.stuck_after_s * 1e9)
+        now = time.time_ns()
+        stuck = set()
+        for product in self._products:
+            seen, out = self._seen_ns.get(product), self._out_ns.get(product, 0)
+            if seen is not None and seen - out > limit:
+                stuck.add(product)
+            suspects = self._suspects[product]
+            if suspects and now - suspects[0].receive_ns > limit:
+                stuck.add(product)
+        return stuck
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -124,7 +171,7 @@ class Ingestor:
                 timeout=httpx.Timeout(10.0),
                 headers={"User-Agent": "cryptopipeline-ingestor"},
             ) as http:
-                backfiller = TradeBackfiller(http)
+                backfiller = TradeBackfiller(http, window=time_window(settings.ingest))
                 while not stop.is_set():
                     try:
                         await self._session(stop, backfiller)
@@ -155,6 +202,7 @@ class Ingestor:
             max_buffered=settings.ingest.max_buffered_records,
             linger_ms=settings.ingest.linger_ms,
             delivery_timeout_ms=settings.ingest.kafka_delivery_timeout_ms,
+            on_refused=self._refused_by_kafka,
         )
         try:
             await publisher.start()
@@ -170,6 +218,8 @@ class Ingestor:
             raise _KafkaUnavailable(str(exc)) from exc
         self._health.sessions += 1
         self._outbox = Outbox(settings.ingest.max_buffered_records)
+        for carried in self._carried:  # a refusal ended the last session before they went
+            self._outbox.put(carried)
         self._sequencers = {
             key: TradeSequencer(
                 next_id=(last[key] + 1) if key in last else None,
@@ -178,6 +228,15 @@ class Ingestor:
             for key in self._keys
         }
         self._gap_signals = {key: asyncio.Event() for key in self._keys}
+        self._trusted = {}
+        for (product, _), trade_id in last.items():
+            self._trusted[product] = max(trade_id, self._trusted.get(product, -1))
+        self._suspects = {p: [] for p in self._products}
+        self._suspect_signals = {p: asyncio.Event() for p in self._products}
+        started = time.time_ns()
+        self._seen_ns = {}
+        self._out_ns = dict.fromkeys(self._products, started)
+        self._stuck = set()
         recent = RecentFrames()
         self._connections = [
             FeedConnection(i, settings.exchange, settings.ingest, self, self.metrics, recent)
@@ -193,6 +252,9 @@ class Ingestor:
                             readers.create_task(connection.run())
                         for key in self._keys:
                             readers.create_task(self._gap_worker(key, backfiller))
+                        for product in self._products:
+                            readers.create_task(self._confirm_worker(product, backfiller))
+                        readers.create_task(self._stuck_watch())
                         readers.create_task(self._watch(stop, publisher))
                 except* _SessionOver:
                     pass
@@ -202,6 +264,8 @@ class Ingestor:
         finally:
             self._health.producing = False
             self._connections = []
+            if not publisher.failed.is_set():
+                self._carried = []  # flushed with the rest
             if publisher.failed.is_set():
                 self.metrics.kafka_failures.inc()
                 with contextlib.suppress(Exception):
@@ -224,16 +288,7 @@ class Ingestor:
 
     async def _write(self, publisher: RawPublisher) -> None:
         while (record := await self._outbox.get()) is not None:
-            await publisher.publish(
-                record.topic,
-                key=record.key,
-                value=record.value,
-                timestamp_ms=record.timestamp_ms,
-                headers=record.headers,
-                product=record.product,
-                kind=record.kind,
-                receive_ns=record.receive_ns,
-            )
+            await publisher.publish(record)
 
     # ---- the data path ------------------------------------------------------------------
 
@@ -258,7 +313,16 @@ class Ingestor:
 
     def _on_trade(self, pending: _Pending) -> None:
         frame = pending.frame
-        key = (frame.product_id, frame.family)
+        product, trade_id = frame.product_id, frame.trade_id
+        self._seen_ns[product] = pending.receive_ns
+        trusted = self._trusted.get(product)
+        if trusted is None or trade_id > trusted:
+            if trusted is not None and trade_id - trusted > self._jump:
+                self._suspect(product, _Suspect(trade_id, pending, None, pending.connection,
+                                                pending.receive_ns))  # fmt: skip
+                return
+            self._trusted[product] = trade_id
+        key = (product, frame.family)
         sequencer = self._sequencers.get(key)
         if sequencer is None:  # e.g. a match while only ticker is configured
             self._dead_letter(
@@ -283,6 +347,7 @@ class Ingestor:
 
     def _emit_trade(self, pending: _Pending) -> None:
         frame = pending.frame
+        self._out_ns[frame.product_id] = pending.receive_ns
         self._outbox.put(
             OutRecord(
                 topic=self.settings.topics.raw,
@@ -298,6 +363,12 @@ class Ingestor:
 
     def _on_heartbeat(self, frame: HeartbeatFrame, connection: int, receive_ns: int) -> None:
         product = frame.product_id
+        trusted = self._trusted.get(product)
+        if trusted is not None and frame.last_trade_id - trusted > self._jump:
+            self._suspect(
+                product, _Suspect(frame.last_trade_id, None, frame, connection, receive_ns)
+            )
+            return
         self._last_heartbeat_trade[product] = max(
             frame.last_trade_id, self._last_heartbeat_trade.get(product, -1)
         )
@@ -326,15 +397,23 @@ class Ingestor:
             self._health.last_subscribed_at = time.monotonic()
             log.info(
                 "subscribed",
-                extra={"connection": connection, "channels": frame.body.get("channels")},
+                extra={"connection": connection, "channels": str(frame.body.get("channels"))[:500]},
             )
             return
         self.metrics.exchange_errors.inc()
-        self._health.last_exchange_error = frame.body
+        self._health.last_exchange_error = {"type": "error", **_safe(frame)}
         self._health.last_error_at = time.monotonic()
         log.error("the exchange sent an error", extra={"connection": connection, **_safe(frame)})
 
-    def _dead_letter(self, frame: RejectedFrame, connection: int, receive_ns: int) -> None:
+    def _dead_letter(
+        self,
+        frame: RejectedFrame,
+        connection: int,
+        receive_ns: int,
+        extra: tuple[tuple[str, bytes], ...] = (),
+    ) -> OutRecord:
+        """Count, log once per reason, and write `frame` to the dead-letter topic, its value cut
+        to `dead_letter_max_bytes` (headers `original_bytes` and `truncated` say so)."""
         self.metrics.dead_letters.labels(frame.product, frame.reason.value).inc()
         if frame.reason not in self._health.logged_rejects:  # once per kind, with a sample
             self._health.logged_rejects.add(frame.reason)
@@ -346,22 +425,130 @@ class Ingestor:
                     "sample": frame.raw[:300].decode("utf-8", "replace"),
                 },
             )
-        self._outbox.put(
-            OutRecord(
-                topic=self.settings.topics.dead_letter,
-                key="",
-                value=frame.raw,
-                timestamp_ms=None,
-                headers=(
-                    *_headers(receive_ns, connection, False),
-                    ("reason", frame.reason.value.encode()),
-                    ("detail", frame.detail.encode("utf-8", "replace")[:500]),
-                ),
-                product=frame.product,
-                kind="dead_letter",
-                receive_ns=receive_ns,
-            )
+        raw, limit = frame.raw, self.settings.ingest.dead_letter_max_bytes
+        record = OutRecord(
+            topic=self.settings.topics.dead_letter,
+            key="",
+            value=raw[:limit],
+            timestamp_ms=None,
+            headers=(
+                *_headers(receive_ns, connection, False),
+                ("reason", frame.reason.value.encode()),
+                ("detail", frame.detail.encode("utf-8", "replace")[:500]),
+                ("original_bytes", str(len(raw)).encode()),
+                ("truncated", b"true" if len(raw) > limit else b"false"),
+                *extra,
+            ),
+            product=frame.product,
+            kind="dead_letter",
+            receive_ns=receive_ns,
         )
+        self._outbox.put(record)
+        return record
+
+    def _refused_by_kafka(self, record: OutRecord, error: BaseException) -> None:
+        """Kafka refused a raw record for what it is: dead-letter it (never a restart loop);
+        the dead letter survives the session restart the refusal may force."""
+        dead = self._dead_letter(
+            RejectedFrame(
+                Reject.KAFKA_REFUSED, f"{type(error).__name__}: {error}"[:400], record.value,
+                record.product,
+            ),
+            int(dict(record.headers).get("connection_id", b"-1")),
+            record.receive_ns,
+            (("kind", record.kind.encode()), ("timestamp_ms", str(record.timestamp_ms).encode())),
+        )  # fmt: skip
+        self._carried.append(dead)
+
+    # ---- implausible ids ----------------------------------------------------------------
+
+    def _suspect(self, product: str, suspect: _Suspect) -> None:
+        suspects = self._suspects[product]
+        if len(suspects) >= self.settings.ingest.max_pending_trades:
+            self._reject_suspect(product, suspect, "too many suspects wait for confirmation")
+            return
+        if not suspects:
+            log.warning(
+                "trade id implausibly far ahead; confirming over REST before trusting it",
+                extra={
+                    "product_id": product,
+                    "trade_id": suspect.trade_id,
+                    "trusted": self._trusted.get(product),
+                    "max_trade_id_jump": self._jump,
+                },
+            )
+        suspects.append(suspect)
+        self._suspect_signals[product].set()
+
+    def _reject_suspect(self, product: str, suspect: _Suspect, why: str) -> None:
+        self.metrics.implausible_ids.labels(product).inc()
+        frame = suspect.trade.frame if suspect.trade is not None else suspect.heartbeat
+        assert frame is not None
+        log.warning(
+            "implausible trade id dead-lettered",
+            extra={"product_id": product, "trade_id": suspect.trade_id, "why": why},
+        )
+        self._dead_letter(
+            RejectedFrame(
+                Reject.IMPLAUSIBLE_TRADE_ID,
+                f"id {suspect.trade_id} vs trusted {self._trusted.get(product)}: {why}",
+                frame.raw,
+                product,
+            ),
+            suspect.connection,
+            suspect.receive_ns,
+        )
+
+    async def _confirm_worker(self, product: str, backfiller: TradeBackfiller) -> None:
+        """Ask REST for the newest trade id; let confirmed suspects in, dead-letter the rest."""
+        signal = self._suspect_signals[product]
+        while True:
+            await signal.wait()
+            signal.clear()
+            if not self._suspects[product]:
+                continue
+            try:
+                latest = await backfiller.latest_trade_id(product)
+            except BackfillError as exc:
+                log.warning(
+                    "cannot confirm a suspect trade id yet (the product waits)",
+                    extra={"product_id": product, "error": str(exc)[:300]},
+                )
+                await asyncio.sleep(max(self.settings.ingest.gap_grace_s, 0.5))
+                signal.set()
+                continue
+            suspects, self._suspects[product] = self._suspects[product], []
+            for suspect in sorted(suspects, key=lambda s: s.trade_id):
+                if latest is not None and suspect.trade_id <= latest + _REST_LAG_IDS:
+                    self._trusted[product] = max(
+                        suspect.trade_id, self._trusted.get(product, suspect.trade_id)
+                    )
+                    if suspect.trade is not None:
+                        self._on_trade(suspect.trade)
+                    elif suspect.heartbeat is not None:
+                        self._on_heartbeat(
+                            suspect.heartbeat, suspect.connection, suspect.receive_ns
+                        )
+                else:
+                    self._reject_suspect(
+                        product, suspect, f"the exchange's newest trade id is {latest}"
+                    )
+            await self._outbox.room()
+
+    async def _stuck_watch(self) -> None:
+        """Once a second: log and gauge products entering or leaving the stuck state."""
+        gauges = {p: self.metrics.stuck.labels(p) for p in self._products}
+        while True:
+            stuck = self._stuck_products()
+            for product in stuck - self._stuck:
+                log.error(
+                    "product stuck: trades arrive but none is published (see /readyz)",
+                    extra={"product_id": product},
+                )
+            for product in self._products:
+                gauges[product].set(1 if product in stuck else 0)
+            self._stuck = stuck
+            await asyncio.sleep(1.0)  # a periodic check, not a synchronisation
 
     # ---- gaps ---------------------------------------------------------------------------
 

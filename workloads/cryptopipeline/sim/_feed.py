@@ -69,6 +69,16 @@ class Feed:
                 for subscriber in audience:
                     subscriber.enqueue(frame)
 
+    def inject(self, channel: str, product_id: str, payload: bytes) -> int:
+        """Send `payload` as it is (forged or hostile input, for tests and drills) to every
+        subscriber of (channel, product); it is not a market event and enters no ground
+        truth. Returns how many subscribers it was queued for."""
+        audience = list(self._index.get((channel, product_id), ()))
+        frame = text_frame(payload)
+        for subscriber in audience:
+            subscriber.enqueue(frame)
+        return len(audience)
+
     def congested(self) -> list[Subscriber]:
         """Subscribers above the high-water mark (max-speed mode waits for them)."""
         return [s for s in self.subscribers if s.congested]

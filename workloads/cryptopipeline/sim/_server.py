@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -35,6 +36,26 @@ log = logging.getLogger("cryptopipeline.sim")
 _YIELD_EVERY = 256
 """Events published between two yields to the event loop when the market runs ahead."""
 
+_DEFAULT_LEAD = timedelta(days=1)
+"""How far in the past a fast market (speed > 1 or max) starts when no start time is given."""
+
+
+def default_start(config: SimConfig, now: datetime) -> datetime:
+    """The synthetic market's start when `--start-time` is not given.
+
+    At real time (or slower) it is now. A faster market starts in the past, far enough that
+    its event time does not reach the wall clock before it ends (twice the expected duration
+    of `--max-trades`, at least a day), so an event never carries a time Kafka would call
+    the future; the wall-clock cap in the market loop holds even when that is not enough.
+    """
+    if 0 < config.speed <= 1:
+        return now
+    lead = _DEFAULT_LEAD
+    if config.max_trades:
+        expected_s = config.max_trades / (config.rate * len(config.products))
+        lead = max(lead, timedelta(seconds=2 * expected_s))
+    return now - lead
+
 
 class SimServer:
     """The simulator as an async context manager; `port=0` picks a free port."""
@@ -57,7 +78,7 @@ class SimServer:
             for product in replay.product_ids:
                 self.ledger.add_product(product)
         else:
-            start = config.start_time or datetime.now(UTC)
+            start = config.start_time or default_start(config, datetime.now(UTC))
             self._start_us = to_micros(start)
             specs = [product_spec(p) for p in config.products]
             for spec in specs:
@@ -161,8 +182,16 @@ class SimServer:
         started = loop.time()
         speed = config.speed
         count = 0
+        wall_us = 0  # the wall clock when last read: re-read only when an event passes it
         try:
             for event in self._market:
+                if event.at_us > wall_us:
+                    wall_us = time.time_ns() // 1000
+                    if event.at_us > wall_us:  # never publish an event dated in the future
+                        ledger.flush()
+                        await asyncio.sleep((event.at_us - wall_us) / 1_000_000)
+                        wall_us = time.time_ns() // 1000
+                        count = 0
                 if speed > 0:
                     due = started + (event.at_us - self._start_us) / 1_000_000 / speed
                     delay = due - loop.time()

@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="event-time speed-up: 1 = real time, 10 = ten times, "
         "0 or 'max' = as fast as the clients read (default 1)",
     )
-    add("--start-time", help="RFC 3339 event time of the first moment (default: now)")
+    add(
+        "--start-time",
+        help="RFC 3339 event time of the first moment (default: now; a market faster than "
+        "real time starts in the past)",
+    )
     add("--max-trades", type=int, help="stop the market after N trades (default: never)")
     add("--replay", type=Path, help="replay this JSON-lines file of recorded feed messages")
     add("--ground-truth", type=Path, help="write every published trade as a JSON line here")
