@@ -95,6 +95,7 @@ class Workloads:
         i.kafka_failures.inc()
         i.buffered_records.set(1200)
         i.pending_trades.labels("BTC-USD").set(4)
+        i.stuck.labels("BTC-USD").set(1)
         i.produce_latency.observe(0.004)
         s.records.labels("ticker").inc()
         s.signals.labels("BTC-USD", "sma_crossover", "BUY").inc()

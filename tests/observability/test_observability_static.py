@@ -28,7 +28,7 @@ def test_promtool_check_rules() -> None:
     done = subprocess.run([str(PROMTOOL), "check", "rules", str(RULES)],
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 8 rules found" in done.stdout
+    assert "SUCCESS: 9 rules found" in done.stdout
 
 
 @needs_promtool
