@@ -51,3 +51,39 @@ async def new_topic(kafka_settings: KafkaSettings) -> AsyncIterator[str]:
     name = f"test_{uuid.uuid4().hex[:12]}"
     await ensure_topics(kafka_settings, [TopicSpec(name=name, partitions=3)])
     yield name
+
+
+KSQLDB_SKIP = (
+    "no ksqlDB server: ../shared/ksqldb is absent; set CRYPTOPIPELINE_KSQL__URL (and "
+    "CRYPTOPIPELINE_TEST_BOOTSTRAP, the Kafka that server uses) to run these on any real ksqlDB"
+)
+
+
+@pytest.fixture(scope="session")
+def ksqldb_url(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real ksqlDB server reading the test Kafka, started once per test run.
+
+    Built from ../shared/ksqldb into ~/.cache/cryptopipeline/ksqldb (once; the test set-up
+    builds it before pytest), or the server named by CRYPTOPIPELINE_KSQL__URL.
+    """
+    from cryptopipeline.ksql import _server
+
+    external = os.environ.get("CRYPTOPIPELINE_KSQL__URL")
+    if external:
+        yield external.rstrip("/")
+        return
+    if not _server.is_built() and not (_server.SOURCE_DIR / "build.sh").is_file():
+        pytest.skip(KSQLDB_SKIP)
+    home = _server.ensure_built()
+    server = _server.LocalKsqlServer(
+        home=home,
+        work_dir=tmp_path_factory.mktemp("ksqldb"),
+        bootstrap_servers=kafka_bootstrap,
+        service_id=f"cp_test_{uuid.uuid4().hex[:6]}_",
+    )
+    server.start()
+    try:
+        server.wait_ready(within_s=180)
+        yield server.url
+    finally:
+        server.stop()

@@ -158,25 +158,48 @@ async def test_a_missing_applied_file_is_refused(
     double: KsqlDouble, settings: KsqlSettings, migrations_dir: Path
 ) -> None:
     await apply_migrations(settings, migrations_dir)
+    last = migrations_dir / "V000004__unified_ticks.sql"
+    content = last.read_bytes()
+    last.unlink()
+    with pytest.raises(MissingMigrationError, match=r"version 4 .* no file V000004"):
+        await apply_migrations(settings, migrations_dir)
+    last.write_bytes(content)
     (migrations_dir / "V000003__latest_candle_table.sql").unlink()
-    with pytest.raises(MissingMigrationError, match=r"version 3 .* no file V000003"):
+    with pytest.raises(MigrationFileError, match=r"version 3 is missing"):
         await apply_migrations(settings, migrations_dir)
 
 
 async def test_a_file_older_than_the_current_version_is_refused(
     double: KsqlDouble, settings: KsqlSettings, migrations_dir: Path
 ) -> None:
-    held = migrations_dir / "V000004__unified_ticks.sql"
-    content = held.read_text()
-    held.unlink()
+    """The official tool accepts gaps: history 1, 2, 3, 5 written by it, then a 4 appears."""
+    from cryptopipeline.ksql._client import KsqlClient
+    from cryptopipeline.ksql._metadata import MetadataStore, MigrationRecord
+    from cryptopipeline.ksql._migrate import metadata_names
+
     (migrations_dir / "V000005__later.sql").write_text("DROP STREAM IF EXISTS NOTHING;\n")
-    (migrations_dir / "V000003__latest_candle_table.sql").rename(
-        migrations_dir / "V000003__latest_candle_table.sql"
-    )
-    # apply 1, 2, 3 and 5; then a 4 appears
-    await apply_migrations(settings, migrations_dir)
-    held.write_text(content)
-    with pytest.raises(MissingMigrationError, match="never applied"):
+    files = {int(p.name[1:7]): p for p in _files(migrations_dir)}
+    async with KsqlClient(settings) as client:
+        store = MetadataStore(client, metadata_names(settings, "default_"), 5.0)
+        await store.initialize()
+        previous = "<none>"
+        for version in (1, 2, 3, 5):
+            path = files[version]
+            await store.write(
+                MigrationRecord(
+                    version_key=str(version),
+                    version=str(version),
+                    name=path.stem.split("__", 1)[1].replace("_", " "),
+                    state="MIGRATED",
+                    checksum=hashlib.md5(path.read_bytes()).hexdigest(),
+                    started_on="1618677816000",
+                    completed_on="1618677817000",
+                    previous=previous,
+                    error_reason="N/A",
+                )
+            )
+            previous = str(version)
+    with pytest.raises(MissingMigrationError, match=r"V000004.* never applied"):
         await apply_migrations(settings, migrations_dir)
 
 

@@ -238,6 +238,9 @@ class _Runner:
 
     async def apply(self) -> MigrationReport:
         files = load_migrations(self.migrations_dir)
+        # Every file is checked (syntax, variables) before anything is sent: a bad file must
+        # not leave even the metadata stream behind.
+        commands = {m.version: prepare(m, self.variables) for m in files}
         async with KsqlClient(self.settings, transport=self.transport) as client:
             info = await client.info()
             store = MetadataStore(
@@ -251,7 +254,7 @@ class _Runner:
             latest = await self.latest_migrated(store)
             await self.validate(store, files, latest)
             pending = [m for m in files if latest is None or m.version > latest]
-            prepared = [_Prepared(m, prepare(m, self.variables)) for m in pending]
+            prepared = [_Prepared(m, commands[m.version]) for m in pending]
             applied: list[int] = []
             previous = NONE_VERSION if latest is None else str(latest)
             for item in prepared:
