@@ -10,7 +10,8 @@ and HTTP basic auth. It keeps a catalogue of streams and tables, the rows the ru
 into a stream, and answers key lookups on a table declared as `GROUP BY` +
 `LATEST_BY_OFFSET` over such a stream. It records every request. Faults: fail a statement,
 delay a statement past the client's timeout, answer commands as QUEUED first (so the client
-polls `/status`), and let the table lag behind the stream for a few reads.
+polls `/status`), let the table lag behind the stream for a few reads, and answer pull
+queries with "not available yet" as a new table does.
 It runs as a real HTTP server on 127.0.0.1 in a thread.
 """
 
@@ -136,6 +137,7 @@ class KsqlDouble:
     version: str = "0.29.0 (test double, not ksqlDB)"
     async_commands: bool = False
     stale_reads: int = 0
+    not_ready_reads: int = 0
     sources: dict[str, Source] = field(default_factory=dict)
     rows: dict[str, list[dict[str, str | None]]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
@@ -155,6 +157,11 @@ class KsqlDouble:
     def delay_on(self, fragment: str, seconds: float) -> None:
         """Hold the answer to a request with a statement (not INSERT) containing `fragment`."""
         self.delays.append((fragment, seconds))
+
+    def not_ready_for(self, reads: int) -> None:
+        """Answer the next `reads` pull queries as a freshly created table does: HTTP 400,
+        error_code 40001, "Materialized data ... is not available yet" (seen on ksqlDB 8.3.1)."""
+        self.not_ready_reads = reads
 
     def clear_faults(self) -> None:
         self.failures.clear()
@@ -496,6 +503,21 @@ class KsqlDouble:
                         "@type": "statement_error",
                         "error_code": 40001,
                         "message": "the double only answers key lookups",
+                        "statementText": sql,
+                        "entities": [],
+                    },
+                )
+                return
+            if self.not_ready_reads > 0:
+                self.not_ready_reads -= 1
+                self._send(
+                    handler,
+                    400,
+                    {
+                        "@type": "statement_error",
+                        "error_code": 40001,
+                        "message": f"Materialized data for key [{match[4]}] is not available "
+                        "yet. Please try again later.",
                         "statementText": sql,
                         "entities": [],
                     },

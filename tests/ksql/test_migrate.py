@@ -11,6 +11,7 @@ from ksqldb_double import KsqlDouble
 from cryptopipeline.ksql import (
     ChecksumMismatchError,
     KsqlSettings,
+    KsqlTimeoutError,
     MigrationFailedError,
     MigrationFileError,
     MissingMigrationError,
@@ -280,6 +281,28 @@ async def test_a_lagging_metadata_table_is_waited_for(
     report = await apply_migrations(settings, migrations_dir)
     assert report.applied == (1, 2, 3, 4)
     assert (await apply_migrations(settings, migrations_dir)).applied == ()
+
+
+async def test_a_table_not_yet_materialized_is_retried(
+    double: KsqlDouble, settings: KsqlSettings, migrations_dir: Path
+) -> None:
+    """ksqlDB answers the first pull queries on a new table with 40001 "not available yet"."""
+    double.not_ready_for(3)
+    report = await apply_migrations(settings, migrations_dir)
+    assert report.applied == (1, 2, 3, 4)
+    assert double.not_ready_reads == 0
+
+
+async def test_a_table_that_never_materializes_says_so(
+    double: KsqlDouble, migrations_dir: Path
+) -> None:
+    settings = KsqlSettings(url=double.url, request_timeout_s=5.0, metadata_timeout_s=1.0)
+    double.not_ready_for(10_000)
+    with pytest.raises(KsqlTimeoutError) as caught:
+        await apply_migrations(settings, migrations_dir)
+    message = str(caught.value)
+    assert "MIGRATION_SCHEMA_VERSIONS" in message and "not available yet" in message
+    assert "after 1.0s" in message and "ksqlDB's log" in message
 
 
 async def test_metadata_written_by_the_official_tool_is_continued(
