@@ -44,7 +44,7 @@ _SELECT = re.compile(
 )
 _GROUP_BY = re.compile(r"GROUP\s+BY\s+([A-Za-z_]+)", re.IGNORECASE)
 _DROP = re.compile(rf"^\s*DROP\s+(STREAM|TABLE)\s+(IF\s+EXISTS\s+)?{_NAME}", re.IGNORECASE)
-_LIST = re.compile(r"^\s*(?:LIST|SHOW)\s+(STREAMS|TABLES|QUERIES)\s*;?\s*$", re.IGNORECASE)
+_LIST = re.compile(r"^\s*(?:LIST|SHOW)\s+(STREAMS|TABLES|QUERIES|TOPICS)\s*;?\s*$", re.IGNORECASE)
 _TERMINATE = re.compile(r"^\s*TERMINATE\s+([A-Za-z0-9_]+)\s*;?\s*$", re.IGNORECASE)
 _EXISTS = "A source with the same name already exists"
 _METADATA_COLUMNS = (
@@ -381,6 +381,13 @@ class KsqlDouble:
     def _execute(self, statement: str) -> dict[str, Any] | None:
         if match := _LIST.match(statement):
             what = match[1].upper()
+            if what == "TOPICS":
+                return {
+                    "@type": "kafka_topics",
+                    "statementText": statement,
+                    "topics": [{"name": t, "replicaInfo": [1]} for t in sorted(self.topics)],
+                    "warnings": [],
+                }
             if what == "QUERIES":
                 queries = [
                     {"queryString": s.statement, "sinks": [s.name], "id": s.query_id}

@@ -15,6 +15,7 @@ from cryptopipeline.ksql import (
     MigrationFailedError,
     MigrationFileError,
     MissingMigrationError,
+    MissingTopicError,
     apply_migrations,
     migration_status,
     validate_migrations,
@@ -281,6 +282,27 @@ async def test_a_lagging_metadata_table_is_waited_for(
     report = await apply_migrations(settings, migrations_dir)
     assert report.applied == (1, 2, 3, 4)
     assert (await apply_migrations(settings, migrations_dir)).applied == ()
+
+
+async def test_a_missing_source_topic_is_named_with_the_command_that_creates_it(
+    migrations_dir: Path,
+) -> None:
+    """On a real server `CREATE STREAM` over a missing topic fails ("Topic 'btc_usd' does not
+    exist") after the metadata was made; the runner checks the topics first."""
+    double = KsqlDouble(topics=set()).start()
+    try:
+        settings = KsqlSettings(url=double.url, request_timeout_s=5.0)
+        with pytest.raises(MissingTopicError) as caught:
+            await apply_migrations(settings, migrations_dir)
+        message = str(caught.value)
+        assert "'btc_usd'" in message and "V000001__raw_ticker_stream.sql:" in message
+        assert "cryptopipeline topics create --bootstrap-servers" in message
+        assert "btc_usd_signals" not in message  # made by V000002 itself
+        assert _writes(double) == []  # not even the metadata stream
+        double.topics.add("btc_usd")
+        assert (await apply_migrations(settings, migrations_dir)).applied == (1, 2, 3, 4)
+    finally:
+        double.stop()
 
 
 async def test_a_table_not_yet_materialized_is_retried(
