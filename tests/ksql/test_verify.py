@@ -4,6 +4,7 @@ run (skipped unless CRYPTOPIPELINE_KSQL__URL names a ksqlDB server)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from dataclasses import replace
 from decimal import Decimal
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 
 from cryptopipeline.cli import main
+from cryptopipeline.coinbase import parse_time
+from cryptopipeline.coinbase._time import to_micros
 from cryptopipeline.ksql import KsqlSettings
 from cryptopipeline.ksql._fixture import FixtureRecord, synthetic_fixture, with_closing
 from cryptopipeline.ksql._verify import (
@@ -22,6 +25,7 @@ from cryptopipeline.ksql._verify import (
     compare_candles,
     expected_candles,
     run_verify,
+    verify_records,
     verify_variables,
 )
 
@@ -100,6 +104,29 @@ def test_differences_are_reported_candle_by_candle() -> None:
     assert any(p.startswith(f"missing in ksqlDB: candle {dropped['PRODUCT_ID']}") for p in problems)
     assert any(p.startswith("extra in ksqlDB") for p in problems)
     assert compare_candles([replace(c) for c in expected], sql_model(records)) == []
+
+
+def test_verify_writes_ticks_the_broker_keeps(tmp_path: Path) -> None:
+    """Kafka 4 refuses timestamps over an hour ahead and a 7-day topic deletes old ones at
+    once: verify's fixture (synthetic or a capture) ends before now, within the hour."""
+    now_us = 1_900_000_000_123_456
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text(
+        "\n".join(r.value.decode() for r in synthetic_fixture(minutes=2)) + "\n", encoding="utf-8"
+    )
+    for fixture in (None, capture):
+        records = verify_records(fixture, now_us)
+        times = [r.time_us for r in records]
+        assert now_us - 3600 * 10**6 < min(times) and max(times) < now_us
+        for record in records:  # ksqlDB reads event time from the message itself
+            assert to_micros(parse_time(json.loads(record.value)["time"])) == record.time_us
+        windows = {t // 60_000_000 for t in times}
+        assert len(windows) >= 3
+    shifted_candles = expected_candles(verify_records(capture, now_us))
+    original = expected_candles(with_closing(synthetic_fixture(minutes=2), INTERVAL_S, GRACE_S))
+    assert [(c.product_id, c.open, c.close, c.vwap) for c in shifted_candles] == [
+        (c.product_id, c.open, c.close, c.vwap) for c in original
+    ]
 
 
 def test_fresh_names_for_a_verify_run() -> None:
