@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cryptopipeline.core import KafkaSettings, TopicSpec, ensure_topics
+from cryptopipeline.ksql._server import RunningKsqlServer
 from cryptopipeline.localkafka import LocalKafka
 from cryptopipeline.localkafka._broker import free_port
 
@@ -60,8 +61,10 @@ KSQLDB_SKIP = (
 
 
 @pytest.fixture(scope="session")
-def ksqldb_url(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a real ksqlDB server reading the test Kafka, started once per test run.
+def ksqldb_server(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningKsqlServer]:
+    """A real ksqlDB server reading the test Kafka, started once per test run.
 
     Built from ../shared/ksqldb into ~/.cache/cryptopipeline/ksqldb (once; the test set-up
     builds it before pytest), or the server named by CRYPTOPIPELINE_KSQL__URL.
@@ -70,7 +73,7 @@ def ksqldb_url(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -
 
     external = os.environ.get("CRYPTOPIPELINE_KSQL__URL")
     if external:
-        yield external.rstrip("/")
+        yield _server.RunningKsqlServer(external.rstrip("/"), None)
         return
     if not _server.is_built() and not (_server.SOURCE_DIR / "build.sh").is_file():
         pytest.skip(KSQLDB_SKIP)
@@ -84,6 +87,12 @@ def ksqldb_url(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -
     server.start()
     try:
         server.wait_ready(within_s=180)
-        yield server.url
+        yield _server.RunningKsqlServer(server.url, server.log_file)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def ksqldb_url(ksqldb_server: RunningKsqlServer) -> str:
+    """URL of the real ksqlDB server (see `ksqldb_server`)."""
+    return ksqldb_server.url

@@ -159,8 +159,9 @@ class KsqlDouble:
         self.delays.append((fragment, seconds))
 
     def not_ready_for(self, reads: int) -> None:
-        """Answer the next `reads` pull queries as a freshly created table does: HTTP 400,
-        error_code 40001, "Materialized data ... is not available yet" (seen on ksqlDB 8.3.1)."""
+        """Answer the next `reads` pull queries as a freshly created table does on ksqlDB
+        8.3.1: HTTP 400, error_code 40001, "Materialized data ... is not available yet",
+        alternating with HTTP 500, error_code 50000 (its state store still opening)."""
         self.not_ready_reads = reads
 
     def clear_faults(self) -> None:
@@ -517,6 +518,19 @@ class KsqlDouble:
                 return
             if self.not_ready_reads > 0:
                 self.not_ready_reads -= 1
+                if self.not_ready_reads % 2:  # then, while its store opens: an opaque 500
+                    self._send(
+                        handler,
+                        500,
+                        {
+                            "@type": "generic_error",
+                            "error_code": 50000,
+                            "message": "The server encountered an internal error when "
+                            "processing the query. Please consult the server logs for more "
+                            "information.",
+                        },
+                    )
+                    return
                 self._send(
                     handler,
                     400,

@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ def sql_model(records: list[FixtureRecord]) -> list[dict[str, Any]]:
                 "LOW": min(prices),
                 "CLOSE": prices[-1],
                 "VOLUME": volume,
-                "VWAP": (notional / volume).quantize(Decimal(10) ** -18),
+                "VWAP": (notional / volume).quantize(Decimal(10) ** -10, rounding=ROUND_HALF_UP),
                 "TRADE_COUNT": len(trades),
                 "FIRST_TRADE_ID": trades[0].trade_id,
                 "LAST_TRADE_ID": trades[-1].trade_id,
@@ -95,7 +95,7 @@ def test_differences_are_reported_candle_by_candle() -> None:
     expected = expected_candles(records)
     rows = sql_model(records)
     rows[0] = {**rows[0], "CLOSE": rows[0]["CLOSE"] + 1}
-    rows[1] = {**rows[1], "VWAP": rows[1]["VWAP"] * Decimal("1.000001")}
+    rows[1] = {**rows[1], "VWAP": rows[1]["VWAP"] + Decimal("1e-10")}
     dropped = rows.pop()
     rows.append({**rows[0], "WINDOW_START": 0, "WINDOW_END": 60_000})
     problems = compare_candles(expected, rows)

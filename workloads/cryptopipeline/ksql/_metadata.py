@@ -149,7 +149,9 @@ class MetadataStore:
 
         A table ksqlDB has just created answers pull queries with HTTP 400, error_code 40001,
         "Materialized data for key [...] is not available yet. Please try again later." until
-        its query has caught up: that answer is retried for up to the metadata timeout.
+        its query has caught up, and then, for a moment while its state store opens, with
+        HTTP 500, error_code 50000 ("internal error"; the log says "Failed to get value from
+        materialized table"): both are retried for up to the metadata timeout.
         """
         sql = self.names.select(version_key)
         deadline = time.monotonic() + self._timeout_s
@@ -163,8 +165,9 @@ class MetadataStore:
                     raise
                 if time.monotonic() > deadline:
                     raise KsqlTimeoutError(
-                        f"{self.names.table} is still not queryable after {self._timeout_s}s: "
-                        f"{exc.server_message} Its query may be stuck: check "
+                        f"{self.names.table} is still not queryable after {self._timeout_s}s "
+                        "(ksqlDB kept answering 'not available yet' or an internal error; "
+                        f"last: {exc}). Its query may be stuck: check "
                         f"`SHOW QUERIES;` and ksqlDB's log, or raise "
                         "CRYPTOPIPELINE_KSQL__METADATA_TIMEOUT_S"
                     ) from None
@@ -210,8 +213,10 @@ class MetadataStore:
 
 
 def _not_available_yet(exc: KsqlServerError) -> bool:
-    """ksqlDB's answer for a table whose state is not ready yet (40001, retriable)."""
-    return exc.error_code == 40001 and "not available yet" in exc.server_message.lower()
+    """ksqlDB's answers for a table whose state is not ready yet (both retriable)."""
+    if exc.error_code == 40001:
+        return "not available yet" in exc.server_message.lower()
+    return exc.status == 500 and exc.error_code == 50000
 
 
 def _text(value: object) -> str:

@@ -112,6 +112,15 @@ def server_properties(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class RunningKsqlServer:
+    """A real ksqlDB server in use: its URL and, when we started it, its log file (this
+    build's processing log goes there only: its log4j2.yaml has no Kafka appender)."""
+
+    url: str
+    log_file: Path | None
+
+
 @dataclass
 class LocalKsqlServer:
     """One ksqlDB server process on 127.0.0.1; `start()`, `wait_ready()`, `stop()`."""

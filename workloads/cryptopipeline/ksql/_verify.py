@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 INTERVAL_S = 60
 GRACE_S = 2.0
-VWAP_RELATIVE_TOLERANCE = Decimal("1e-15")
+VWAP_PLACES = Decimal("1e-10")  # V000002 rounds VWAP HALF_UP to 10 places, exactly
 
 
 class CandleLike(Protocol):
@@ -110,9 +110,8 @@ def _decimal(value: Any) -> Decimal | None:
 def compare_candles(expected: Sequence[CandleLike], rows: Sequence[dict[str, Any]]) -> list[str]:
     """Every difference between the signaler's candles and ksqlDB's rows; empty when equal.
 
-    Prices, volume, count and trade ids must be equal; VWAP within a relative 1e-15 (the two
-    sides round their division differently: Python's 28 significant digits, ksqlDB's DECIMAL
-    scale then CAST to 18 places).
+    Everything must be equal; VWAP to the signaler's VWAP rounded HALF_UP to 10 places, which
+    is what V000002 computes exactly (docs/ksqldb.md, finding 1).
     """
     problems: list[str] = []
     actual: dict[tuple[str, int], dict[str, Any]] = {}
@@ -144,8 +143,9 @@ def compare_candles(expected: Sequence[CandleLike], rows: Sequence[dict[str, Any
             if want != got:
                 problems.append(f"{where}: {name}: signaler {want}, ksqlDB {got}")
         vwap = _decimal(row.get("VWAP"))
-        if vwap is None or abs(vwap - candle.vwap) > abs(candle.vwap) * VWAP_RELATIVE_TOLERANCE:
-            problems.append(f"{where}: vwap: signaler {candle.vwap}, ksqlDB {vwap}")
+        want_vwap = candle.vwap.quantize(VWAP_PLACES, rounding=ROUND_HALF_UP)
+        if vwap != want_vwap:
+            problems.append(f"{where}: vwap: signaler {candle.vwap} ({want_vwap}), ksqlDB {vwap}")
     return problems
 
 
