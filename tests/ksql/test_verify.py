@@ -1,11 +1,9 @@
-"""`ksql verify`: the comparison with the signaler's candles, the fixture, and the real-server
-run (skipped unless CRYPTOPIPELINE_KSQL__URL names a ksqlDB server)."""
+"""`ksql verify`: the comparison with the signaler's candles and the fixture, without a server
+(test_ksqldb_server.py runs verify on the real ksqlDB)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -16,15 +14,12 @@ import pytest
 from cryptopipeline.cli import main
 from cryptopipeline.coinbase import parse_time
 from cryptopipeline.coinbase._time import to_micros
-from cryptopipeline.ksql import KsqlSettings
 from cryptopipeline.ksql._fixture import FixtureRecord, synthetic_fixture, with_closing
 from cryptopipeline.ksql._verify import (
     GRACE_S,
     INTERVAL_S,
-    VerifyOptions,
     compare_candles,
     expected_candles,
-    run_verify,
     verify_records,
     verify_variables,
 )
@@ -141,17 +136,3 @@ def test_verify_without_a_url_reports_itself_skipped(
     monkeypatch.delenv("CRYPTOPIPELINE_KSQL__URL", raising=False)
     assert main(["ksql", "verify"]) == 77
     assert "skipped: no ksqlDB URL configured" in capsys.readouterr().err
-
-
-@pytest.mark.skipif(
-    not os.environ.get("CRYPTOPIPELINE_KSQL__URL"),
-    reason="no ksqlDB server configured: set CRYPTOPIPELINE_KSQL__URL (and "
-    "CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS) to run verify against a real ksqlDB",
-)
-def test_verify_on_a_real_ksqldb_server() -> None:
-    settings = KsqlSettings()
-    options = VerifyOptions(
-        migrations_dir=REPO / "ksqldb",
-        bootstrap_servers=os.environ.get("CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS"),
-    )
-    assert asyncio.run(run_verify(settings, options)) == 0
