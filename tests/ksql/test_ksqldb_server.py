@@ -31,8 +31,12 @@ from cryptopipeline.ksql import (
     KsqlClient,
     KsqlSettings,
     MigrationFailedError,
+    MigrationRecord,
     MigrationVariables,
+    MissingMigrationError,
+    MissingTopicError,
     apply_migrations,
+    load_migrations,
     migration_status,
     validate_migrations,
 )
@@ -45,7 +49,10 @@ from cryptopipeline.ksql._fixture import (
     synthetic_fixture,
     with_closing,
 )
+from cryptopipeline.ksql._metadata import MetadataStore
+from cryptopipeline.ksql._migrate import metadata_names, prepare
 from cryptopipeline.ksql._server import RunningKsqlServer
+from cryptopipeline.ksql._split import CommandKind
 from cryptopipeline.ksql._verify import (
     CandleLike,
     compare_candles,
@@ -468,3 +475,188 @@ async def test_the_processing_log_check_sees_a_bad_tick(
         assert time.monotonic() < deadline, "the bad tick never reached the processing log"
         await asyncio.sleep(0.5)  # polling the log topic: nothing to await instead
     assert any("Error processing DECIMAL" in error for error in errors), errors
+
+
+# ---- the runner's history rules, on the real server -------------------------------------------
+
+
+def copy_migrations(tmp_path: Path) -> Path:
+    folder = tmp_path / "ksqldb"
+    shutil.copytree(MIGRATIONS, folder, ignore=shutil.ignore_patterns("*.md"))
+    return folder
+
+
+async def test_each_migration_is_recorded_like_ksql_migrations_records_it(
+    ksqldb_url: str, kafka_bootstrap: str
+) -> None:
+    """Metadata topics default to <service id>ksql_<name>; each migration writes RUNNING then
+    MIGRATED, under CURRENT and under its version, with the tool's columns."""
+    settings, variables, _ = fresh(ksqldb_url)
+    settings = settings.model_copy(
+        update={"migrations_stream_topic": "", "migrations_table_topic": ""}
+    )
+    await raw_topic(kafka_bootstrap, variables)
+    await apply_migrations(settings, MIGRATIONS, clock=lambda: 1_700_000_000.0)
+    async with KsqlClient(settings) as client:
+        service_id = (await client.info()).service_id
+        (listing,) = await client.execute("SHOW TOPICS;")
+    partitions = {t["name"]: len(t["replicaInfo"]) for t in listing["topics"]}
+    events_topic = f"{service_id}ksql_{settings.migrations_stream}"
+    assert partitions[events_topic] == 1
+    assert f"{service_id}ksql_{settings.migrations_table}" in partitions
+    events = await topic_values(kafka_bootstrap, events_topic)
+    assert [(e["_KEY"], e["STATE"]) for e in events[:4]] == [
+        ("CURRENT", "RUNNING"),
+        ("1", "RUNNING"),
+        ("CURRENT", "MIGRATED"),
+        ("1", "MIGRATED"),
+    ]
+    assert len(events) == 16
+    assert all(e["COMPLETED_ON"] == "" for e in events if e["STATE"] == "RUNNING")
+    for version, path in enumerate(sorted(MIGRATIONS.glob("V*.sql")), start=1):
+        row = await server_rows(settings, str(version))
+        assert row is not None
+        assert row["PREVIOUS"] == ("<none>" if version == 1 else str(version - 1))
+        assert row["NAME"] == path.stem.split("__", 1)[1].replace("_", " ")
+        assert row["ERROR_REASON"] == "N/A"
+        assert row["STARTED_ON"] == row["COMPLETED_ON"] == "1700000000000"
+
+
+async def test_only_a_new_migration_is_applied(
+    ksqldb_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings, variables, prefix = fresh(ksqldb_url)
+    folder = copy_migrations(tmp_path)
+    await raw_topic(kafka_bootstrap, variables)
+    await apply_migrations(settings, folder)
+    before = await queries(settings, prefix)
+    (folder / "V000005__ticks_per_product.sql").write_text(
+        "-- V000005 counts ticks per product (a test migration).\n"
+        f"CREATE TABLE IF NOT EXISTS {prefix}TICKS_PER_PRODUCT AS\n"
+        "  SELECT PRODUCT_KEY, COUNT(*) AS N FROM ${raw_stream} GROUP BY PRODUCT_KEY;\n"
+    )
+    report = await apply_migrations(settings, folder)
+    assert report.applied == (5,)
+    after = await queries(settings, prefix)
+    assert set(before) < set(after) and len(after) == len(before) + 1
+    row = await server_rows(settings, "5")
+    assert row is not None and (row["PREVIOUS"], row["STATE"]) == ("4", "MIGRATED")
+
+
+async def test_a_failing_statement_is_recorded_as_error_stops_and_is_retried(
+    ksqldb_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings, variables, prefix = fresh(ksqldb_url)
+    folder = copy_migrations(tmp_path)
+    broken = folder / "V000005__from_nowhere.sql"
+    broken.write_text(
+        "-- reads a stream that does not exist\n"
+        f"CREATE STREAM IF NOT EXISTS {prefix}COPY AS SELECT * FROM {prefix}NO_SUCH_STREAM;\n"
+    )
+    (folder / "V000006__later.sql").write_text(f"DROP STREAM IF EXISTS {prefix}NOTHING;\n")
+    await raw_topic(kafka_bootstrap, variables)
+    with pytest.raises(MigrationFailedError) as caught:
+        await apply_migrations(settings, folder)
+    error = caught.value
+    assert (error.version, error.filename, error.line) == (5, "V000005__from_nowhere.sql", 2)
+    assert f"{prefix}NO_SUCH_STREAM" in error.server_message
+    row = await server_rows(settings, "5")
+    assert row is not None and row["STATE"] == "ERROR"
+    assert f"{prefix}NO_SUCH_STREAM" in row["ERROR_REASON"]
+    assert await server_rows(settings, "6") is None
+    status = await migration_status(settings, folder)
+    assert [v.state for v in status.versions] == ["MIGRATED"] * 4 + ["ERROR", "PENDING"]
+    assert status.current_version == 4
+    # An ERROR migration was never applied, so its file may still be fixed; a retry runs it.
+    broken.write_text(
+        f"CREATE STREAM IF NOT EXISTS {prefix}COPY AS SELECT * FROM {variables.raw_stream};\n"
+    )
+    report = await apply_migrations(settings, folder)
+    assert report.applied == (5, 6)
+
+
+async def test_a_missing_applied_file_and_a_skipped_file_are_refused(
+    ksqldb_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings, variables, _ = fresh(ksqldb_url)
+    folder = copy_migrations(tmp_path)
+    await raw_topic(kafka_bootstrap, variables)
+    await apply_migrations(settings, folder)
+    last = folder / "V000004__unified_ticks.sql"
+    last.unlink()
+    with pytest.raises(MissingMigrationError, match=r"version 4 .* no file V000004"):
+        await apply_migrations(settings, folder)
+
+
+async def test_history_written_by_the_official_tool_is_continued_and_checked(
+    ksqldb_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Versions 1 and 2 applied by `ksql-migrations` (its statements and metadata rows): the
+    runner applies 3 and 4. History 1, 2, 3, 5 (the tool accepts gaps) with a 4 appearing
+    later is refused."""
+    settings, variables, _ = fresh(ksqldb_url)
+    await raw_topic(kafka_bootstrap, variables)
+    files = sorted(MIGRATIONS.glob("V*.sql"))
+
+    async def record(store: MetadataStore, versions: Sequence[int], paths: dict[int, Path]) -> None:
+        previous = "<none>"
+        for version in versions:
+            path = paths[version]
+            for state, completed in (("RUNNING", ""), ("MIGRATED", "1618677817000")):
+                await store.write(
+                    MigrationRecord(
+                        version_key=str(version),
+                        version=str(version),
+                        name=path.stem.split("__", 1)[1].replace("_", " "),
+                        state=state,
+                        checksum=hashlib.md5(path.read_bytes()).hexdigest(),
+                        started_on="1618677816000",
+                        completed_on=completed,
+                        previous=previous,
+                        error_reason="N/A",
+                    )
+                )
+            previous = str(version)
+
+    async with KsqlClient(settings) as client:
+        store = MetadataStore(
+            client, metadata_names(settings, (await client.info()).service_id), 60
+        )
+        await store.initialize()
+        for path in files[:2]:  # what the tool sent for versions 1 and 2
+            migration = load_migrations(MIGRATIONS)[int(path.name[1:7]) - 1]
+            properties: dict[str, str] = {}
+            for command, text in prepare(migration, variables.as_map()):
+                if command.kind is CommandKind.SET:
+                    properties[command.name] = command.value
+                elif command.kind is CommandKind.STATEMENT:
+                    await client.execute(text, properties)
+        await record(store, [1, 2], {1: files[0], 2: files[1]})
+    report = await apply_migrations(settings, MIGRATIONS)
+    assert report.applied == (3, 4)
+
+    other, _, _ = fresh(ksqldb_url)
+    folder = copy_migrations(tmp_path)
+    (folder / "V000005__later.sql").write_text("DROP STREAM IF EXISTS NOTHING_AT_ALL;\n")
+    paths = {int(p.name[1:7]): p for p in folder.glob("V*.sql")}
+    async with KsqlClient(other) as client:
+        store = MetadataStore(client, metadata_names(other, (await client.info()).service_id), 60)
+        await store.initialize()
+        await record(store, [1, 2, 3, 5], paths)
+    with pytest.raises(MissingMigrationError, match=r"V000004.* never applied"):
+        await apply_migrations(other, folder)
+
+
+async def test_a_missing_raw_topic_is_named_before_anything_is_written(
+    ksqldb_url: str, kafka_bootstrap: str
+) -> None:
+    settings, variables, _ = fresh(ksqldb_url)
+    with pytest.raises(MissingTopicError) as caught:
+        await apply_migrations(settings, MIGRATIONS)
+    message = str(caught.value)
+    assert f"'{variables.raw_topic}' (read by V000001__raw_ticker_stream.sql:" in message
+    assert "cryptopipeline topics create --bootstrap-servers" in message
+    async with KsqlClient(settings) as client:
+        assert settings.migrations_stream not in await client.source_names()
+    await raw_topic(kafka_bootstrap, variables)
+    assert (await apply_migrations(settings, MIGRATIONS)).applied == (1, 2, 3, 4)
