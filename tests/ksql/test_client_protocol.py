@@ -114,3 +114,20 @@ async def test_an_undefined_variable_is_refused_before_anything_is_sent(
     ):
         await apply_migrations(settings, migrations_dir)
     assert not [s for s in _writes(double) if "BTC_USD" in s]
+
+
+def test_migrate_says_which_command_creates_a_missing_topic(
+    migrations_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptopipeline.cli import main
+
+    double = KsqlDouble(topics=set()).start()
+    try:
+        code = main(
+            ["ksql", "migrate", "--url", double.url, "--migrations-dir", str(migrations_dir)]
+        )
+    finally:
+        double.stop()
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "no topic 'btc_usd'" in err and "cryptopipeline topics create" in err
