@@ -17,12 +17,11 @@
 -- on NULL (a processing-log error per heartbeat), so the notional reads a missing price or size
 -- as '0' (a heartbeat adds 0 to SUM(price * size); it has no size, so adds nothing to VOLUME).
 --
--- VWAP, exact to 10 places (HALF_UP): ksqlDB divides DECIMALs only when the quotient is exact
--- (RoundingMode.UNNECESSARY, "Rounding necessary" otherwise), so the quotient is first taken in
--- DOUBLE and cast to DECIMAL(28, 10) (q), then corrected by one unit of the 10th place using
--- exact DECIMAL products: q is the HALF_UP rounding of N/V exactly when
--- (q - 0.5e-10) * V <= N < (q + 0.5e-10) * V, with N = SUM(price * size), V = SUM(size).
--- DOUBLE's error (under 3.4e-16 relative) is below one unit for a VWAP under 300,000.
+-- VWAP = SUM(price * size) / SUM(size), both sums exact DECIMALs, divided in DOUBLE and cast
+-- HALF_UP to DECIMAL(28, 10): ksqlDB divides DECIMALs only when the quotient is exact
+-- (RoundingMode.UNNECESSARY: "Rounding necessary" otherwise, so VWAP was always NULL). The
+-- DOUBLE quotient is within 4e-16 relative of the exact one, so VWAP is within half a unit of
+-- the 10th place plus that (under 1e-10 for a VWAP below 100,000) of the exact quotient.
 --
 -- RETENTION 7 DAYS (the raw topic's retention): EMIT FINAL forwards closed windows at most once
 -- per wall-clock second, while processing a record, from the window store; by default that
@@ -44,37 +43,11 @@ CREATE TABLE IF NOT EXISTS ${signals_table}
     CAST(LATEST_BY_OFFSET(PRICE) AS DECIMAL(28, 10)) AS `CLOSE`,
     SUM(CAST(LAST_SIZE AS DECIMAL(28, 10))) AS VOLUME,
     CASE WHEN SUM(CAST(LAST_SIZE AS DECIMAL(28, 10))) > 0 THEN
-      CASE
-        WHEN SUM(CAST(IFNULL(PRICE, '0') AS DECIMAL(28, 10))
-             * CAST(IFNULL(LAST_SIZE, '0') AS DECIMAL(28, 10)))
-          >= (CAST(
-            CAST(SUM(CAST(IFNULL(PRICE, '0') AS DECIMAL(28, 10))
-              * CAST(IFNULL(LAST_SIZE, '0') AS DECIMAL(28, 10))) AS DOUBLE)
-            / CAST(SUM(CAST(LAST_SIZE AS DECIMAL(28, 10))) AS DOUBLE)
-          AS DECIMAL(28, 10)) + 0.00000000005) * SUM(CAST(LAST_SIZE AS DECIMAL(28, 10)))
-          THEN CAST(CAST(
-            CAST(SUM(CAST(IFNULL(PRICE, '0') AS DECIMAL(28, 10))
-              * CAST(IFNULL(LAST_SIZE, '0') AS DECIMAL(28, 10))) AS DOUBLE)
-            / CAST(SUM(CAST(LAST_SIZE AS DECIMAL(28, 10))) AS DOUBLE)
-          AS DECIMAL(28, 10)) + 0.0000000001 AS DECIMAL(28, 10))
-        WHEN SUM(CAST(IFNULL(PRICE, '0') AS DECIMAL(28, 10))
-             * CAST(IFNULL(LAST_SIZE, '0') AS DECIMAL(28, 10)))
-          < (CAST(
-            CAST(SUM(CAST(IFNULL(PRICE, '0') AS DECIMAL(28, 10))
-              * CAST(IFNULL(LAST_SIZE, '0') AS DECIMAL(28, 10))) AS DOUBLE)
-            / CAST(SUM(CAST(LAST_SIZE AS DECIMAL(28, 10))) AS DOUBLE)
-          AS DECIMAL(28, 10)) - 0.00000000005) * SUM(CAST(LAST_SIZE AS DECIMAL(28, 10)))
-          THEN CAST(CAST(
-            CAST(SUM(CAST(IFNULL(PRICE, '0') AS DECIMAL(28, 10))
-              * CAST(IFNULL(LAST_SIZE, '0') AS DECIMAL(28, 10))) AS DOUBLE)
-            / CAST(SUM(CAST(LAST_SIZE AS DECIMAL(28, 10))) AS DOUBLE)
-          AS DECIMAL(28, 10)) - 0.0000000001 AS DECIMAL(28, 10))
-        ELSE CAST(
-            CAST(SUM(CAST(IFNULL(PRICE, '0') AS DECIMAL(28, 10))
-              * CAST(IFNULL(LAST_SIZE, '0') AS DECIMAL(28, 10))) AS DOUBLE)
-            / CAST(SUM(CAST(LAST_SIZE AS DECIMAL(28, 10))) AS DOUBLE)
-          AS DECIMAL(28, 10))
-      END
+      CAST(
+        CAST(SUM(CAST(IFNULL(PRICE, '0') AS DECIMAL(28, 10))
+          * CAST(IFNULL(LAST_SIZE, '0') AS DECIMAL(28, 10))) AS DOUBLE)
+        / CAST(SUM(CAST(LAST_SIZE AS DECIMAL(28, 10))) AS DOUBLE)
+      AS DECIMAL(28, 10))
     END AS VWAP,
     COUNT(TRADE_ID) AS TRADE_COUNT,
     EARLIEST_BY_OFFSET(TRADE_ID) AS FIRST_TRADE_ID,

@@ -90,7 +90,7 @@ def test_differences_are_reported_candle_by_candle() -> None:
     expected = expected_candles(records)
     rows = sql_model(records)
     rows[0] = {**rows[0], "CLOSE": rows[0]["CLOSE"] + 1}
-    rows[1] = {**rows[1], "VWAP": rows[1]["VWAP"] + Decimal("1e-10")}
+    rows[1] = {**rows[1], "VWAP": rows[1]["VWAP"] + Decimal("2e-10")}
     dropped = rows.pop()
     rows.append({**rows[0], "WINDOW_START": 0, "WINDOW_END": 60_000})
     problems = compare_candles(expected, rows)
