@@ -7,13 +7,16 @@
 -- A tick before its product's first candle closes gets NULL candle columns. The join sees the
 -- table as it is when the tick is processed, so which candle a tick inside a window's grace
 -- period meets depends on processing timing: use the signaler for anything that must replay
--- identically. Prices and sizes are CAST to exact DECIMALs.
+-- identically. Prices and sizes are CAST to exact DECIMALs. The join key (the product) is the
+-- record's key, PRODUCT_KEY; AS_VALUE copies it into the value as PRODUCT_ID, so every record
+-- names its product and trade id by itself, as every topic of the pipeline does.
 SET 'auto.offset.reset' = 'earliest';
 
 CREATE STREAM IF NOT EXISTS ${unified_stream}
   WITH (KAFKA_TOPIC = '${unified_topic}', KEY_FORMAT = 'KAFKA', VALUE_FORMAT = 'JSON')
   AS SELECT
-    TICK.PRODUCT_KEY AS PRODUCT_ID,
+    TICK.PRODUCT_KEY AS PRODUCT_KEY,
+    AS_VALUE(TICK.PRODUCT_KEY) AS PRODUCT_ID,
     TICK.TRADE_ID AS TRADE_ID,
     TICK.`SEQUENCE` AS `SEQUENCE`,
     TICK.`TIME` AS `TIME`,

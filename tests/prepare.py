@@ -97,23 +97,17 @@ def chart_tools() -> str:
     raise StepFailed(f"still {check.stdout.strip()} after installing: {out}")
 
 
-KSQLDB_SOURCES = REPO.parent / "shared" / "ksqldb"
-KSQLDB_DEST = Path.home() / ".cache" / "cryptopipeline" / "ksqldb"
-
-
 def ksqldb_server() -> str:
-    """ksqlDB is on no registry: ../shared/ksqldb/build.sh builds it (cached; quick when built)."""
-    script = KSQLDB_SOURCES / "build.sh"
-    if not script.is_file():
+    """ksqlDB is on no registry: its module builds it from ../shared/ksqldb (cached)."""
+    from cryptopipeline.ksql import _server
+
+    if not _server.is_built() and not (_server.SOURCE_DIR / "build.sh").is_file():
         raise Unavailable(
-            f"no ksqlDB sources at {KSQLDB_SOURCES}: the ksqldb tests skip unless "
+            f"no ksqlDB sources at {_server.SOURCE_DIR}: the ksqldb tests skip unless "
             "CRYPTOPIPELINE_KSQL__URL names a running ksqlDB server"
         )
-    _run(["bash", str(script), str(KSQLDB_DEST)], "ksqlDB build (../shared/ksqldb/build.sh)")
-    start = KSQLDB_DEST / "ksqldb-8.3.1" / "bin" / "ksql-server-start"
-    if not start.is_file():
-        raise StepFailed(f"the ksqlDB build finished without {start}")
-    return str(start)
+    return _run([sys.executable, "workloads/cryptopipeline/ksql/_server.py", "build"],
+                "ksqlDB build (../shared/ksqldb/build.sh)")  # fmt: skip
 
 
 STEPS = (

@@ -10,7 +10,8 @@ and HTTP basic auth. It keeps a catalogue of streams and tables, the rows the ru
 into a stream, and answers key lookups on a table declared as `GROUP BY` +
 `LATEST_BY_OFFSET` over such a stream. It records every request. Faults: fail a statement,
 delay a statement past the client's timeout, answer commands as QUEUED first (so the client
-polls `/status`), and let the table lag behind the stream for a few reads.
+polls `/status`), let the table lag behind the stream for a few reads, and answer pull
+queries with "not available yet" as a new table does.
 It runs as a real HTTP server on 127.0.0.1 in a thread.
 """
 
@@ -43,7 +44,7 @@ _SELECT = re.compile(
 )
 _GROUP_BY = re.compile(r"GROUP\s+BY\s+([A-Za-z_]+)", re.IGNORECASE)
 _DROP = re.compile(rf"^\s*DROP\s+(STREAM|TABLE)\s+(IF\s+EXISTS\s+)?{_NAME}", re.IGNORECASE)
-_LIST = re.compile(r"^\s*(?:LIST|SHOW)\s+(STREAMS|TABLES|QUERIES)\s*;?\s*$", re.IGNORECASE)
+_LIST = re.compile(r"^\s*(?:LIST|SHOW)\s+(STREAMS|TABLES|QUERIES|TOPICS)\s*;?\s*$", re.IGNORECASE)
 _TERMINATE = re.compile(r"^\s*TERMINATE\s+([A-Za-z0-9_]+)\s*;?\s*$", re.IGNORECASE)
 _EXISTS = "A source with the same name already exists"
 _METADATA_COLUMNS = (
@@ -136,6 +137,7 @@ class KsqlDouble:
     version: str = "0.29.0 (test double, not ksqlDB)"
     async_commands: bool = False
     stale_reads: int = 0
+    not_ready_reads: int = 0
     sources: dict[str, Source] = field(default_factory=dict)
     rows: dict[str, list[dict[str, str | None]]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
@@ -155,6 +157,12 @@ class KsqlDouble:
     def delay_on(self, fragment: str, seconds: float) -> None:
         """Hold the answer to a request with a statement (not INSERT) containing `fragment`."""
         self.delays.append((fragment, seconds))
+
+    def not_ready_for(self, reads: int) -> None:
+        """Answer the next `reads` pull queries as a freshly created table does on ksqlDB
+        8.3.1: HTTP 400, error_code 40001, "Materialized data ... is not available yet",
+        alternating with HTTP 500, error_code 50000 (its state store still opening)."""
+        self.not_ready_reads = reads
 
     def clear_faults(self) -> None:
         self.failures.clear()
@@ -374,6 +382,13 @@ class KsqlDouble:
     def _execute(self, statement: str) -> dict[str, Any] | None:
         if match := _LIST.match(statement):
             what = match[1].upper()
+            if what == "TOPICS":
+                return {
+                    "@type": "kafka_topics",
+                    "statementText": statement,
+                    "topics": [{"name": t, "replicaInfo": [1]} for t in sorted(self.topics)],
+                    "warnings": [],
+                }
             if what == "QUERIES":
                 queries = [
                     {"queryString": s.statement, "sinks": [s.name], "id": s.query_id}
@@ -496,6 +511,34 @@ class KsqlDouble:
                         "@type": "statement_error",
                         "error_code": 40001,
                         "message": "the double only answers key lookups",
+                        "statementText": sql,
+                        "entities": [],
+                    },
+                )
+                return
+            if self.not_ready_reads > 0:
+                self.not_ready_reads -= 1
+                if self.not_ready_reads % 2:  # then, while its store opens: an opaque 500
+                    self._send(
+                        handler,
+                        500,
+                        {
+                            "@type": "generic_error",
+                            "error_code": 50000,
+                            "message": "The server encountered an internal error when "
+                            "processing the query. Please consult the server logs for more "
+                            "information.",
+                        },
+                    )
+                    return
+                self._send(
+                    handler,
+                    400,
+                    {
+                        "@type": "statement_error",
+                        "error_code": 40001,
+                        "message": f"Materialized data for key [{match[4]}] is not available "
+                        "yet. Please try again later.",
                         "statementText": sql,
                         "entities": [],
                     },

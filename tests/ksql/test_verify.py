@@ -1,27 +1,26 @@
-"""`ksql verify`: the comparison with the signaler's candles, the fixture, and the real-server
-run (skipped unless CRYPTOPIPELINE_KSQL__URL names a ksqlDB server)."""
+"""`ksql verify`: the comparison with the signaler's candles and the fixture, without a server
+(test_ksqldb_server.py runs verify on the real ksqlDB)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
+import json
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cryptopipeline.cli import main
-from cryptopipeline.ksql import KsqlSettings
+from cryptopipeline.coinbase import parse_time
+from cryptopipeline.coinbase._time import to_micros
 from cryptopipeline.ksql._fixture import FixtureRecord, synthetic_fixture, with_closing
 from cryptopipeline.ksql._verify import (
     GRACE_S,
     INTERVAL_S,
-    VerifyOptions,
     compare_candles,
     expected_candles,
-    run_verify,
+    verify_records,
     verify_variables,
 )
 
@@ -54,7 +53,7 @@ def sql_model(records: list[FixtureRecord]) -> list[dict[str, Any]]:
                 "LOW": min(prices),
                 "CLOSE": prices[-1],
                 "VOLUME": volume,
-                "VWAP": (notional / volume).quantize(Decimal(10) ** -18),
+                "VWAP": (notional / volume).quantize(Decimal(10) ** -10, rounding=ROUND_HALF_UP),
                 "TRADE_COUNT": len(trades),
                 "FIRST_TRADE_ID": trades[0].trade_id,
                 "LAST_TRADE_ID": trades[-1].trade_id,
@@ -91,7 +90,7 @@ def test_differences_are_reported_candle_by_candle() -> None:
     expected = expected_candles(records)
     rows = sql_model(records)
     rows[0] = {**rows[0], "CLOSE": rows[0]["CLOSE"] + 1}
-    rows[1] = {**rows[1], "VWAP": rows[1]["VWAP"] * Decimal("1.000001")}
+    rows[1] = {**rows[1], "VWAP": rows[1]["VWAP"] + Decimal("2e-10")}
     dropped = rows.pop()
     rows.append({**rows[0], "WINDOW_START": 0, "WINDOW_END": 60_000})
     problems = compare_candles(expected, rows)
@@ -100,6 +99,29 @@ def test_differences_are_reported_candle_by_candle() -> None:
     assert any(p.startswith(f"missing in ksqlDB: candle {dropped['PRODUCT_ID']}") for p in problems)
     assert any(p.startswith("extra in ksqlDB") for p in problems)
     assert compare_candles([replace(c) for c in expected], sql_model(records)) == []
+
+
+def test_verify_writes_ticks_the_broker_keeps(tmp_path: Path) -> None:
+    """Kafka 4 refuses timestamps over an hour ahead and a 7-day topic deletes old ones at
+    once: verify's fixture (synthetic or a capture) ends before now, within the hour."""
+    now_us = 1_900_000_000_123_456
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text(
+        "\n".join(r.value.decode() for r in synthetic_fixture(minutes=2)) + "\n", encoding="utf-8"
+    )
+    for fixture in (None, capture):
+        records = verify_records(fixture, now_us)
+        times = [r.time_us for r in records]
+        assert now_us - 3600 * 10**6 < min(times) and max(times) < now_us
+        for record in records:  # ksqlDB reads event time from the message itself
+            assert to_micros(parse_time(json.loads(record.value)["time"])) == record.time_us
+        windows = {t // 60_000_000 for t in times}
+        assert len(windows) >= 3
+    shifted_candles = expected_candles(verify_records(capture, now_us))
+    original = expected_candles(with_closing(synthetic_fixture(minutes=2), INTERVAL_S, GRACE_S))
+    assert [(c.product_id, c.open, c.close, c.vwap) for c in shifted_candles] == [
+        (c.product_id, c.open, c.close, c.vwap) for c in original
+    ]
 
 
 def test_fresh_names_for_a_verify_run() -> None:
@@ -114,17 +136,3 @@ def test_verify_without_a_url_reports_itself_skipped(
     monkeypatch.delenv("CRYPTOPIPELINE_KSQL__URL", raising=False)
     assert main(["ksql", "verify"]) == 77
     assert "skipped: no ksqlDB URL configured" in capsys.readouterr().err
-
-
-@pytest.mark.skipif(
-    not os.environ.get("CRYPTOPIPELINE_KSQL__URL"),
-    reason="no ksqlDB server configured: set CRYPTOPIPELINE_KSQL__URL (and "
-    "CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS) to run verify against a real ksqlDB",
-)
-def test_verify_on_a_real_ksqldb_server() -> None:
-    settings = KsqlSettings()
-    options = VerifyOptions(
-        migrations_dir=REPO / "ksqldb",
-        bootstrap_servers=os.environ.get("CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS"),
-    )
-    assert asyncio.run(run_verify(settings, options)) == 0

@@ -1,9 +1,11 @@
-"""ksqlDB migrations: the reconciler with a fake runner (real API server), and the adapter
-around `cryptopipeline.ksql.apply_migrations` with the library call stubbed."""
+"""ksqlDB migrations: the reconciler with a fake runner (real API server), the adapter around
+`cryptopipeline.ksql.apply_migrations` with the library call stubbed, and the operator
+applying the built-in migrations to a real ksqlDB server and Kafka (direct mode)."""
 
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -170,3 +172,89 @@ async def test_adapter_reports_runner_errors(monkeypatch: pytest.MonkeyPatch) ->
     assert caught.value.reason == "MigrationFailed"
     assert "KsqlConnectionError: cannot reach" in str(caught.value)
     assert "pw" not in str(caught.value)
+
+
+@pytest.mark.kube
+@pytest.mark.kafka
+@pytest.mark.ksqldb
+async def test_the_operator_applies_the_migrations_to_a_real_ksqldb(
+    cluster: Cluster,
+    namespace: str,
+    kafka_bootstrap: str,
+    ksqldb_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Direct mode: the operator creates the topics in the real Kafka, then applies the
+    built-in ksqldb/ to the real ksqlDB server and reports the version in status."""
+    from cryptopipeline.ksql import KsqlClient, KsqlSettings
+    from cryptopipeline.ksql._verify import verify_variables
+    from cryptopipeline_operator._kafka import KafkaTopicAdmin
+
+    run = uuid.uuid4().hex[:8]
+    variables = verify_variables(run)  # fresh object names on the shared server
+    for name, value in variables.as_map().items():
+        monkeypatch.setenv(f"CRYPTOPIPELINE_KSQL__VARIABLES__{name.upper()}", value)
+    metadata = {"STREAM": f"OP{run.upper()}_EVENTS", "TABLE": f"OP{run.upper()}_VERSIONS"}
+    for kind, name in metadata.items():
+        monkeypatch.setenv(f"CRYPTOPIPELINE_KSQL__MIGRATIONS_{kind}", name)
+    body = example()
+    raw = f"op_{run}_raw"
+    body["spec"]["kafka"] = {
+        "bootstrapServers": kafka_bootstrap,
+        "topics": {
+            "partitions": 3,
+            "names": {
+                "raw": raw,
+                "deadLetter": f"op_{run}_dlq",
+                "tradeSignals": f"op_{run}_signals",
+                "orders": f"op_{run}_orders",
+            },
+        },
+    }
+    body["spec"]["ksqldb"] = {"url": ksqldb_url}
+    made = cluster.create_pipeline(namespace, body)
+    events: list[tuple[str, ...]] = []
+
+    def emit(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        events.append((type_, reason, message))
+
+    runner = KsqlMigrationRunner(builtin_dir=REPO_MIGRATIONS)
+    operator = Reconciler(
+        Kube(cluster.api), KafkaTopicAdmin(), runner, OperatorSettings(), emit=emit
+    )
+    outcome = await operator.converge(made, full=True)
+
+    topics = outcome.condition("TopicsReady")
+    assert topics is not None and topics.ok, topics
+    applied = outcome.condition("MigrationsApplied")
+    assert applied is not None and applied.ok, applied
+    assert applied.message == "ksqlDB migrations at version 4"
+    assert cluster.pipeline(namespace, "btc")["status"]["migrationVersion"] == 4
+    settings = KsqlSettings(url=ksqldb_url)
+    async with KsqlClient(settings) as client:
+        names = await client.source_names()
+        current = await client.pull(
+            f"SELECT * FROM {metadata['TABLE']} WHERE VERSION_KEY = 'CURRENT';"
+        )
+    assert {variables.raw_stream, variables.signals_table, variables.unified_stream} <= names
+    assert current[0]["VERSION"] == "4" and current[0]["STATE"] == "MIGRATED"
+    stream = await _describe_topic(settings, variables.raw_stream)
+    assert stream == raw  # read from the topic the operator made, not the default name
+
+    # again: nothing to apply, the same version reported
+    outcome = await operator.converge(cluster.pipeline(namespace, "btc"), full=True)
+    again = outcome.condition("MigrationsApplied")
+    assert again is not None and again.ok and again.message == applied.message
+    async with KsqlClient(settings) as client:
+        assert (
+            await client.pull(f"SELECT * FROM {metadata['TABLE']} WHERE VERSION_KEY = 'CURRENT';")
+            == current
+        )
+
+
+async def _describe_topic(settings: Any, source: str) -> str:
+    from cryptopipeline.ksql import KsqlClient
+
+    async with KsqlClient(settings) as client:
+        (entity,) = await client.execute(f"DESCRIBE {source};")
+    return str(entity["sourceDescription"]["topic"])

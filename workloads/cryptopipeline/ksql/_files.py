@@ -53,17 +53,29 @@ def checksum(content: bytes) -> str:
 
 
 def load_migrations(directory: Path) -> list[MigrationFile]:
-    """Every migration in `directory`, by version. Other files (README.md) are ignored."""
+    """Every migration in `directory`, by version. Other files (README.md) are ignored.
+
+    Refused, before anything is sent anywhere: a name ending in `.sql` that is not
+    `V<six digits>__<name>.sql`; such a name on something that is not a regular file (a
+    directory or a FIFO would otherwise be skipped as if absent, or block the reader);
+    two files of one version; a gap in the versions (they run 1, 2, 3, ... so that a
+    missing file is never mistaken for one not written yet); a file that is not UTF-8, does
+    not split into statements, or holds none.
+    """
     if not directory.is_dir():
         raise MigrationFileError(f"{directory} is not a directory")
     migrations: dict[int, MigrationFile] = {}
     for path in sorted(directory.iterdir()):
-        if not path.is_file() or not path.name.endswith(".sql"):
+        if not path.name.endswith(".sql"):
             continue
         match = FILE_PATTERN.match(path.name)
         if match is None:
             raise MigrationFileError(
                 f"{path.name}: expected the name V<six digits>__<name>.sql (e.g. V000001__x.sql)"
+            )
+        if not path.is_file():  # follows symlinks: a link to a regular file is fine
+            raise MigrationFileError(
+                f"{path.name}: not a regular file ({_kind(path)}); a migration is a file"
             )
         version = int(match[1])
         if version <= 0:
@@ -72,7 +84,30 @@ def load_migrations(directory: Path) -> list[MigrationFile]:
             raise MigrationFileError(
                 f"two files have version {version}: {migrations[version].path.name}, {path.name}"
             )
-        migrations[version] = MigrationFile(
+        migration = MigrationFile(
             version=version, name=match[2].replace("_", " "), path=path, content=path.read_bytes()
         )
-    return [migrations[v] for v in sorted(migrations)]
+        if not migration.statements():
+            raise MigrationFileError(
+                f"{path.name}: no statements (empty or only comments); a migration must do "
+                "something"
+            )
+        migrations[version] = migration
+    ordered = [migrations[v] for v in sorted(migrations)]
+    for expected, migration in enumerate(ordered, start=1):
+        if migration.version != expected:
+            raise MigrationFileError(
+                f"version {expected} is missing: the next file is {migration.filename}; "
+                "versions run 1, 2, 3, ... without gaps"
+            )
+    return ordered
+
+
+def _kind(path: Path) -> str:
+    if path.is_dir():
+        return "a directory"
+    if path.is_fifo():
+        return "a FIFO"
+    if path.is_symlink() and not path.exists():
+        return "a broken symlink"
+    return "a special file"

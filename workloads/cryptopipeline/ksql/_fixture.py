@@ -105,10 +105,42 @@ def load_fixture(path: Path) -> list[FixtureRecord]:
     return sorted(records, key=lambda r: (r.time_us, r.trade_id or 0))
 
 
-def synthetic_fixture(seed: int = 7, minutes: int = 4) -> list[FixtureRecord]:
-    """A seeded market of three products over `minutes` minutes (see the module docstring)."""
+MINUTE_US = 60_000_000
+
+
+def recent_start_us(minutes: int, now_us: int) -> int:
+    """A whole minute such that `minutes` of ticks plus the closing heartbeats (a minute and a
+    few seconds more) all end before `now_us`: Kafka 4 refuses record timestamps more than an
+    hour ahead of its clock, and a topic's retention deletes old ones within minutes."""
+    return (now_us // MINUTE_US - minutes - 3) * MINUTE_US
+
+
+def shifted(records: Iterable[FixtureRecord], end_us: int) -> list[FixtureRecord]:
+    """`records` moved by whole minutes (windows stay the same) so the last ends before
+    `end_us`; each message's `time` is rewritten, since ksqlDB reads event time from it."""
+    body = list(records)
+    if not body:
+        return []
+    last = max(r.time_us for r in body)
+    shift = (end_us // MINUTE_US - last // MINUTE_US - 1) * MINUTE_US
+    moved = []
+    for record in body:
+        message = json.loads(record.value)
+        message["time"] = format_time(record.time_us + shift)
+        built = record_from_message(message)
+        assert built is not None
+        moved.append(built)
+    return moved
+
+
+def synthetic_fixture(
+    seed: int = 7, minutes: int = 4, start_us: int = 1_700_000_040_000_000
+) -> list[FixtureRecord]:
+    """A seeded market of three products over `minutes` minutes from `start_us` (a whole
+    minute; see the module docstring). The same seed gives the same trades at any start."""
+    if start_us % MINUTE_US:
+        raise ValueError("start_us must be a whole minute")
     rng = random.Random(seed)
-    start_us = 1_700_000_040_000_000  # a whole minute
     products = {
         "BTC-USD": Decimal("37000.00"),
         "ETH-USD": Decimal("2050.10"),

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
-from cryptopipeline.ksql._client import KsqlClient, KsqlTimeoutError
+from cryptopipeline.ksql._client import KsqlClient, KsqlServerError, KsqlTimeoutError
 
 CURRENT_VERSION_KEY = "CURRENT"
 NONE_VERSION = "<none>"
@@ -145,7 +145,34 @@ class MetadataStore:
         return created
 
     async def read(self, version_key: str) -> MigrationRecord | None:
-        rows = await self._client.pull(self.names.select(version_key))
+        """The table's row for `version_key`, or None.
+
+        A table ksqlDB has just created answers pull queries with HTTP 400, error_code 40001,
+        "Materialized data for key [...] is not available yet. Please try again later." until
+        its query has caught up, and then, for a moment while its state store opens, with
+        HTTP 500, error_code 50000 ("internal error"; the log says "Failed to get value from
+        materialized table"): both are retried for up to the metadata timeout.
+        """
+        sql = self.names.select(version_key)
+        deadline = time.monotonic() + self._timeout_s
+        delay = 0.1
+        while True:
+            try:
+                rows = await self._client.pull(sql)
+                break
+            except KsqlServerError as exc:
+                if not _not_available_yet(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise KsqlTimeoutError(
+                        f"{self.names.table} is still not queryable after {self._timeout_s}s "
+                        "(ksqlDB kept answering 'not available yet' or an internal error; "
+                        f"last: {exc}). Its query may be stuck: check "
+                        f"`SHOW QUERIES;` and ksqlDB's log, or raise "
+                        "CRYPTOPIPELINE_KSQL__METADATA_TIMEOUT_S"
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
         if not rows:
             return None
         row = rows[0]
@@ -183,6 +210,13 @@ class MetadataStore:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+def _not_available_yet(exc: KsqlServerError) -> bool:
+    """ksqlDB's answers for a table whose state is not ready yet (both retriable)."""
+    if exc.error_code == 40001:
+        return "not available yet" in exc.server_message.lower()
+    return exc.status == 500 and exc.error_code == 50000
 
 
 def _text(value: object) -> str:

@@ -12,6 +12,7 @@ table to show each MIGRATED before starting the next migration.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,14 @@ class MissingMigrationError(MigrationError):
     """An applied version has no file, or a file was skipped over."""
 
 
+class MissingTopicError(MigrationError):
+    """A topic a pending migration declares a stream or table over does not exist."""
+
+    def __init__(self, message: str, *, topics: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.topics = topics
+
+
 class MigrationFailedError(MigrationError):
     """A statement of a migration failed; the migration is recorded as ERROR."""
 
@@ -106,6 +115,43 @@ class MigrationStatus:
     initialized: bool
     versions: tuple[VersionStatus, ...] = field(default_factory=tuple)
     problems: tuple[str, ...] = ()
+
+
+_CREATE = re.compile(
+    r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:SOURCE\s+)?(?:STREAM|TABLE)\s+"
+    r"(?:IF\s+NOT\s+EXISTS\s+)?(`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)",
+    re.IGNORECASE,
+)
+_AS_SELECT = re.compile(r"\bAS\s+SELECT\b", re.IGNORECASE)
+_KAFKA_TOPIC = re.compile(r"\bKAFKA_TOPIC\s*=\s*'((?:[^']|'')*)'", re.IGNORECASE)
+_PARTITIONS = re.compile(r"\bPARTITIONS\s*=", re.IGNORECASE)
+
+
+def source_topics(prepared: list[_Prepared]) -> dict[str, str]:
+    """Topics the migrations declare a stream or table over without creating them, with the
+    `file:line` of the first such declaration.
+
+    A `CREATE STREAM|TABLE ... WITH (KAFKA_TOPIC=...)` without `AS SELECT` and without
+    `PARTITIONS` needs its topic to exist; a query's sink (`AS SELECT`) or a declaration with
+    `PARTITIONS` creates it, for itself and for the statements after it.
+    """
+    made: set[str] = set()
+    needed: dict[str, str] = {}
+    for item in prepared:
+        for command, text in item.commands:
+            if command.kind is not CommandKind.STATEMENT:
+                continue
+            create = _CREATE.match(text)
+            if create is None:
+                continue
+            topic_match = _KAFKA_TOPIC.search(text)
+            name = create[1].strip("`") if create[1].startswith("`") else create[1].upper()
+            topic = topic_match[1].replace("''", "'") if topic_match else name
+            if _AS_SELECT.search(text) or _PARTITIONS.search(text):
+                made.add(topic)
+            elif topic not in made and topic not in needed:
+                needed[topic] = f"{item.migration.filename}:{command.statement.line}"
+    return needed
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +282,34 @@ class _Runner:
                 )
         return applied
 
+    async def check_topics(self, client: KsqlClient, pending: list[_Prepared]) -> None:
+        """Refuse, before anything is written, when a topic the pending migrations read is
+        missing from the Kafka cluster ksqlDB uses (ksqlDB would fail the CREATE STREAM with
+        "Topic '...' does not exist" half-way through)."""
+        needed = source_topics(pending)
+        if not needed:
+            return
+        existing: set[str] = set()
+        for entity in await client.execute("LIST TOPICS;"):
+            for topic in entity.get("topics", []) or []:
+                if isinstance(topic, dict) and "name" in topic:
+                    existing.add(str(topic["name"]))
+        missing = {topic: where for topic, where in needed.items() if topic not in existing}
+        if missing:
+            names = ", ".join(f"{topic!r} (read by {where})" for topic, where in missing.items())
+            raise MissingTopicError(
+                f"the Kafka cluster ksqlDB uses has no topic {names}; nothing was applied. "
+                "Create the pipeline's topics first: `cryptopipeline topics create "
+                "--bootstrap-servers HOST:PORT` (with the pipeline's topic settings), or let "
+                "the ingestor or the operator create them; then migrate again",
+                topics=tuple(missing),
+            )
+
     async def apply(self) -> MigrationReport:
         files = load_migrations(self.migrations_dir)
+        # Every file is checked (syntax, variables) before anything is sent: a bad file must
+        # not leave even the metadata stream behind.
+        commands = {m.version: prepare(m, self.variables) for m in files}
         async with KsqlClient(self.settings, transport=self.transport) as client:
             info = await client.info()
             store = MetadataStore(
@@ -245,13 +317,19 @@ class _Runner:
                 metadata_names(self.settings, info.service_id),
                 self.settings.metadata_timeout_s,
             )
+            initialized = all(await store.exists())
+            latest = await self.latest_migrated(store) if initialized else None
+            if initialized:
+                await self.validate(store, files, latest)
+            pending = [m for m in files if latest is None or m.version > latest]
+            await self.check_topics(client, [_Prepared(m, commands[m.version]) for m in pending])
             created = await store.initialize()
             if created:
                 log.info("created migration metadata: %s", ", ".join(created))
-            latest = await self.latest_migrated(store)
-            await self.validate(store, files, latest)
-            pending = [m for m in files if latest is None or m.version > latest]
-            prepared = [_Prepared(m, prepare(m, self.variables)) for m in pending]
+                latest = await self.latest_migrated(store)
+                await self.validate(store, files, latest)
+                pending = [m for m in files if latest is None or m.version > latest]
+            prepared = [_Prepared(m, commands[m.version]) for m in pending]
             applied: list[int] = []
             previous = NONE_VERSION if latest is None else str(latest)
             for item in prepared:

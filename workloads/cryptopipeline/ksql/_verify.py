@@ -24,7 +24,10 @@ from cryptopipeline.ksql._client import KsqlClient, KsqlError
 from cryptopipeline.ksql._files import MigrationFileError
 from cryptopipeline.ksql._fixture import (
     FixtureRecord,
+    closing_heartbeats,
     load_fixture,
+    recent_start_us,
+    shifted,
     synthetic_fixture,
     with_closing,
 )
@@ -35,7 +38,10 @@ log = logging.getLogger(__name__)
 
 INTERVAL_S = 60
 GRACE_S = 2.0
-VWAP_RELATIVE_TOLERANCE = Decimal("1e-15")
+# V000002 divides in DOUBLE and rounds to 10 places: within half a unit of the 10th place
+# plus DOUBLE's relative error (three roundings, < 4e-16) of the exact quotient.
+VWAP_ABSOLUTE_TOLERANCE = Decimal("0.5e-10")
+VWAP_RELATIVE_TOLERANCE = Decimal("4e-16")
 
 
 class CandleLike(Protocol):
@@ -107,9 +113,8 @@ def _decimal(value: Any) -> Decimal | None:
 def compare_candles(expected: Sequence[CandleLike], rows: Sequence[dict[str, Any]]) -> list[str]:
     """Every difference between the signaler's candles and ksqlDB's rows; empty when equal.
 
-    Prices, volume, count and trade ids must be equal; VWAP within a relative 1e-15 (the two
-    sides round their division differently: Python's 28 significant digits, ksqlDB's DECIMAL
-    scale then CAST to 18 places).
+    Everything must be equal; VWAP within half a unit of the 10th place plus a relative 4e-16
+    (V000002 divides in DOUBLE and rounds to 10 places; docs/ksqldb.md, finding 1).
     """
     problems: list[str] = []
     actual: dict[tuple[str, int], dict[str, Any]] = {}
@@ -141,7 +146,8 @@ def compare_candles(expected: Sequence[CandleLike], rows: Sequence[dict[str, Any
             if want != got:
                 problems.append(f"{where}: {name}: signaler {want}, ksqlDB {got}")
         vwap = _decimal(row.get("VWAP"))
-        if vwap is None or abs(vwap - candle.vwap) > abs(candle.vwap) * VWAP_RELATIVE_TOLERANCE:
+        tolerance = VWAP_ABSOLUTE_TOLERANCE + abs(candle.vwap) * VWAP_RELATIVE_TOLERANCE
+        if vwap is None or abs(vwap - candle.vwap) > tolerance:
             problems.append(f"{where}: vwap: signaler {candle.vwap}, ksqlDB {vwap}")
     return problems
 
@@ -159,7 +165,22 @@ def verify_variables(run_id: str) -> MigrationVariables:
     return MigrationVariables(**values)
 
 
-async def _produce(bootstrap: str, topic: str, records: Sequence[FixtureRecord]) -> None:
+def verify_records(fixture: Path | None, now_us: int, minutes: int = 4) -> list[FixtureRecord]:
+    """The ticks verify writes, ending (closing heartbeats included) before `now_us`.
+
+    Times must be near the broker's clock: Kafka 4 refuses timestamps more than an hour
+    ahead (`log.message.timestamp.after.max.ms`), and a topic keeping 7 days deletes a
+    2023 fixture within a minute of writing it. A capture is moved by whole minutes.
+    """
+    if fixture is None:
+        body = synthetic_fixture(minutes=minutes, start_us=recent_start_us(minutes, now_us))
+    else:
+        body = shifted(load_fixture(fixture), now_us - 2 * INTERVAL_S * 1_000_000)
+    return with_closing(body, INTERVAL_S, GRACE_S)
+
+
+async def produce(bootstrap: str, topic: str, records: Sequence[FixtureRecord]) -> None:
+    """Write records as the ingestor does: key = product, timestamp = exchange time."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
@@ -176,9 +197,25 @@ async def _produce(bootstrap: str, topic: str, records: Sequence[FixtureRecord])
         await producer.stop()
 
 
-async def _read_candles(
-    bootstrap: str, topic: str, expected: int, timeout_s: float
+FLUSH_EVERY_S = 0.5
+
+
+async def read_candles(
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    timeout_s: float,
+    *,
+    raw_topic: str | None = None,
+    flush: Sequence[FixtureRecord] = (),
 ) -> list[dict[str, Any]]:
+    """Candle rows from `topic` until `expected` arrived (and 5 quiet seconds passed).
+
+    ksqlDB's EMIT FINAL forwards closed windows only while processing a record, at most once
+    per wall-clock second (docs/ksqldb.md, finding 3): a live feed's heartbeats do that every
+    second; after a backlog `flush` (heartbeats at the last event time, which change no
+    candle) is written to `raw_topic` every half second, as a live feed would.
+    """
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
@@ -188,9 +225,13 @@ async def _read_candles(
     rows: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s
     quiet_until: float | None = None
+    next_flush = time.monotonic()
     try:
         while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=1000)
+            if flush and raw_topic and time.monotonic() >= next_flush:
+                await produce(bootstrap, raw_topic, flush)
+                next_flush = time.monotonic() + FLUSH_EVERY_S
+            batch = await consumer.getmany(timeout_ms=500)
             for messages in batch.values():
                 for message in messages:
                     if message.value is None:
@@ -260,8 +301,7 @@ async def run_verify(settings: KsqlSettings, options: VerifyOptions) -> int:
             "migrations_table_topic": f"verify_{run_id}_migration_schema_versions",
         }
     )
-    body = load_fixture(options.fixture) if options.fixture else synthetic_fixture()
-    records = with_closing(body, INTERVAL_S, GRACE_S)
+    records = verify_records(options.fixture, time.time_ns() // 1000)
     expected = expected_candles(records)
     print(
         f"verify run {run_id}: {len(records)} records, {len(expected)} expected candles, "
@@ -271,12 +311,17 @@ async def run_verify(settings: KsqlSettings, options: VerifyOptions) -> int:
         KafkaSettings(bootstrap_servers=bootstrap),
         [TopicSpec(name=variables.raw_topic, partitions=3)],
     )
-    await _produce(bootstrap, variables.raw_topic, records)
+    await produce(bootstrap, variables.raw_topic, records)
     try:
         report = await apply_migrations(verify_settings, options.migrations_dir)
         print(f"applied {list(report.applied)} on ksqlDB {report.server_version}")
-        rows = await _read_candles(
-            bootstrap, variables.signals_topic, len(expected), options.timeout_s
+        rows = await read_candles(
+            bootstrap,
+            variables.signals_topic,
+            len(expected),
+            options.timeout_s,
+            raw_topic=variables.raw_topic,
+            flush=closing_heartbeats(records, after_s=0),
         )
     except (KsqlError, MigrationError, MigrationFileError) as exc:
         print(f"cryptopipeline ksql verify: {exc}", file=sys.stderr)
