@@ -7,7 +7,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-fast bench lint format run kafka-up kafka-down kafka-status clean \
-	chart-tools chart-crds helm-lint chart-test
+	chart-tools chart-crds helm-lint chart-test e2e e2e-build
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,10 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: install  ## every test, against a real Kafka the tests start themselves
-	$(BIN)/pytest -m "not benchmark" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not benchmark and not e2e" $(PYTEST_ARGS)
 
 test-fast: install  ## tests that need no Kafka broker
-	$(BIN)/pytest -m "not benchmark and not kafka and not kube" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not benchmark and not kafka and not kube and not e2e" $(PYTEST_ARGS)
 
 bench: install  ## benchmarks; results go to docs/benchmarks.md by hand
 	$(BIN)/pytest tests/benchmarks -m benchmark --benchmark-only \
@@ -71,3 +71,9 @@ chart-test: install chart-tools  ## the chart, packaging and observability tests
 clean:  ## remove the working area (stop Kafka first) and caches
 	-$(BIN)/cryptopipeline kafka down
 	rm -rf .work .pytest_cache .mypy_cache .ruff_cache .benchmarks
+
+e2e-build:  ## packages, kubelet & co., CoreDNS and the images for `make e2e` (cached)
+	$(PYTHON) k8s/cluster/cluster.py build
+
+e2e: install  ## the product on a one-node cluster in its own netns (root; cold ~40 min, warm ~8)
+	$(PYTHON) k8s/cluster/cluster.py run -- $(abspath $(BIN))/pytest tests/e2e -p no:cacheprovider --timeout=900 $(PYTEST_ARGS)

@@ -1,0 +1,91 @@
+"""Session fixtures of the end-to-end tests: the product installed the way a user does it.
+
+These tests need the one-node cluster of k8s/cluster/cluster.py and run inside its network
+namespace: `make e2e` does both (`cluster.py run -- pytest tests/e2e`). Outside it they skip,
+saying so; `make test` leaves them out by their `e2e` marker.
+
+Installed once per session, in this order: the project's Kafka broker on the node address,
+`helm install` of charts/cryptopipeline, coinbase-sim (k8s/cluster/manifests), then
+`kubectl apply -f k8s/cluster/manifests/pipeline.yaml`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_support import CHART, MANIFESTS, Cluster, poll, ready_pods
+
+from cryptopipeline.localkafka import LocalKafka
+
+KAFKA_PORT = 9092  # on the node address, inside the cluster's own network namespace
+RELEASE = "cp"
+OPERATOR_PODS = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
+SIM_PODS = "app.kubernetes.io/name=coinbase-sim"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    found = Cluster.from_env()
+    if found is None:
+        pytest.skip("needs the one-node cluster: run `make e2e` (k8s/cluster/cluster.py run)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The project's own broker, listening on the node address the pods reach."""
+    broker = LocalKafka(
+        home=tmp_path_factory.mktemp("kafka"), host=cluster.node_ip, port=KAFKA_PORT,
+        controller_port=KAFKA_PORT + 1,
+    )  # fmt: skip
+    broker.start()
+    try:
+        asyncio.run(broker.wait_ready(within=180))
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def release(cluster: Cluster) -> dict[str, Any]:
+    """`helm install` of the chart; the operator pod once it is Ready."""
+    done = cluster.helm("install", RELEASE, str(CHART), "--namespace", "default")
+    assert done.returncode == 0, f"helm install failed:\n{done.stderr}"
+    return ready_pods(cluster, OPERATOR_PODS)[0]
+
+
+@pytest.fixture(scope="session")
+def coinbase_sim(cluster: Cluster) -> str:
+    """coinbase-sim as a Deployment + Service; the base URL of its pod (for the ground truth)."""
+    cluster.kubectl("apply", "-f", str(MANIFESTS / "coinbase-sim.yaml"))
+    pod = ready_pods(cluster, SIM_PODS)[0]
+    return f"http://{pod['status']['podIP']}:8765"
+
+
+@pytest.fixture(scope="session")
+def pipeline(
+    cluster: Cluster, kafka_bootstrap: str, release: dict[str, Any], coinbase_sim: str
+) -> dict[str, Any]:
+    """The CryptoPipeline `btc`, applied with kubectl, once it reports Ready."""
+    assert kafka_bootstrap == f"{cluster.node_ip}:{KAFKA_PORT}"
+    cluster.kubectl("apply", "-f", str(MANIFESTS / "pipeline.yaml"))
+
+    def ready() -> dict[str, Any] | None:
+        cpl: dict[str, Any] = cluster.kubectl_json("get", "cryptopipeline", "btc")
+        conditions = cpl.get("status", {}).get("conditions", [])
+        ok = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        return cpl if ok else None
+
+    result: dict[str, Any] = poll("CryptoPipeline btc Ready", ready, within=300)
+    return result
