@@ -12,14 +12,19 @@ Installed once per session, in this order: the project's Kafka broker on the nod
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from e2e_support import CHART, MANIFESTS, Cluster, poll, ready_pods
 
 from cryptopipeline.localkafka import LocalKafka
+from cryptopipeline.localkafka._broker import free_port
 
 KAFKA_PORT = 9092  # on the node address, inside the cluster's own network namespace
 RELEASE = "cp"
@@ -89,3 +94,76 @@ def pipeline(
 
     result: dict[str, Any] = poll("CryptoPipeline btc Ready", ready, within=300)
     return result
+
+
+@pytest.fixture(scope="session")
+def prometheus(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's Prometheus finding the pods through kubernetes_sd_configs against this API
+    server, with the chart's alert rules loaded; its base URL (127.0.0.1 in the namespace)."""
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is missing: python3 charts/tools.py installs Debian's package"
+    home = tmp_path_factory.mktemp("prometheus")
+    kubeconfig = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    (home / "token").write_text(kubeconfig["users"][0]["user"]["token"])
+    (home / "token").chmod(0o600)
+    server = kubeconfig["clusters"][0]["cluster"]
+    config = {
+        "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+        "rule_files": [str(CHART / "rules" / "cryptopipeline.rules.yaml")],
+        "scrape_configs": [
+            {
+                "job_name": "cryptopipeline",
+                "kubernetes_sd_configs": [
+                    {
+                        "role": "pod",
+                        "api_server": server["server"],
+                        "tls_config": {"ca_file": server["certificate-authority"]},
+                        "authorization": {"credentials_file": str(home / "token")},
+                        "namespaces": {"names": ["default"]},
+                    }
+                ],
+                "relabel_configs": [
+                    {
+                        "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+                        "regex": "ops|metrics",
+                        "action": "keep",
+                    },
+                    {
+                        "source_labels": [
+                            "__meta_kubernetes_pod_label_app_kubernetes_io_component"
+                        ],
+                        "target_label": "component",
+                    },
+                    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+                    {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+                ],
+            }
+        ],
+    }
+    (home / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    log = (home / "prometheus.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            binary, f"--config.file={home / 'prometheus.yml'}",
+            f"--storage.tsdb.path={home / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert proc.poll() is None, (home / "prometheus.log").read_text()[-2000:]
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=5) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    try:
+        poll("prometheus ready", ready, within=60)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

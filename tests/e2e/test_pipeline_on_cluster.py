@@ -9,6 +9,7 @@ pipeline removes what it owned; helm upgrade and uninstall behave as docs/deploy
 
 from __future__ import annotations
 
+import urllib.parse
 from collections import Counter
 from typing import Any
 
@@ -118,6 +119,42 @@ async def test_signals_and_paper_orders_follow(
     orders = values(await read_topic(kafka_bootstrap, "btc_usd_orders", bool, within=120))
     assert orders[0]["signal_id"] in {s["signal_id"] for s in signals} | {orders[0]["signal_id"]}
     assert {o["product_id"] for o in orders} == {PRODUCT}
+
+
+def prom_query(prometheus: str, query: str) -> list[dict[str, Any]]:
+    body = http_json(f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': query})}")
+    assert body["status"] == "success", body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def test_prometheus_discovers_and_scrapes_every_workload_and_the_rules_evaluate(
+    cluster: Cluster, pipeline: dict[str, Any], release: dict[str, Any], prometheus: str
+) -> None:
+    def all_up() -> set[str]:
+        up = {r["metric"].get("component", "") for r in prom_query(prometheus, "up == 1")}
+        return up if {*WORKLOADS, "operator"} <= up else set()
+
+    poll("every workload and the operator scraped (up == 1)", all_up, within=120)
+    published = poll(
+        "the ingestor's published-records counter",
+        lambda: prom_query(prometheus, "sum(cryptopipeline_ingestor_records_published_total) > 0"),
+        within=120,
+    )
+    assert float(published[0]["value"][1]) > 0
+
+    def evaluated() -> list[dict[str, Any]]:
+        groups = http_json(f"{prometheus}/api/v1/rules")["data"]["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        return (
+            rules
+            if rules and all(r.get("lastEvaluation", "").startswith("2") for r in rules)
+            else []
+        )
+
+    rules = poll("every alert rule evaluated once", evaluated, within=60)
+    broken = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+    assert not broken, f"rules that fail to evaluate: {broken}"
 
 
 def delete_pods(cluster: Cluster, *selectors: str) -> None:
