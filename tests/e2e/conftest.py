@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,16 +66,21 @@ def kafka_bootstrap(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture(scope="session")
 def release(cluster: Cluster) -> dict[str, Any]:
     """`helm install` of the chart; the operator pod once it is Ready."""
+    started = time.monotonic()
     done = cluster.helm("install", RELEASE, str(CHART), "--namespace", "default")
     assert done.returncode == 0, f"helm install failed:\n{done.stderr}"
-    return ready_pods(cluster, OPERATOR_PODS)[0]
+    pod = ready_pods(cluster, OPERATOR_PODS)[0]
+    cluster.record("helm install -> operator pod Ready", time.monotonic() - started)
+    return pod
 
 
 @pytest.fixture(scope="session")
 def coinbase_sim(cluster: Cluster) -> str:
     """coinbase-sim as a Deployment + Service; the base URL of its pod (for the ground truth)."""
+    started = time.monotonic()
     cluster.kubectl("apply", "-f", str(MANIFESTS / "coinbase-sim.yaml"))
     pod = ready_pods(cluster, SIM_PODS)[0]
+    cluster.record("coinbase-sim apply -> pod Ready", time.monotonic() - started)
     return f"http://{pod['status']['podIP']}:8765"
 
 
@@ -84,6 +90,7 @@ def pipeline(
 ) -> dict[str, Any]:
     """The CryptoPipeline `btc`, applied with kubectl, once it reports Ready."""
     assert kafka_bootstrap == f"{cluster.node_ip}:{KAFKA_PORT}"
+    started = time.monotonic()
     cluster.kubectl("apply", "-f", str(MANIFESTS / "pipeline.yaml"))
 
     def ready() -> dict[str, Any] | None:
@@ -93,6 +100,7 @@ def pipeline(
         return cpl if ok else None
 
     result: dict[str, Any] = poll("CryptoPipeline btc Ready", ready, within=300)
+    cluster.record("kubectl apply pipeline -> CryptoPipeline Ready", time.monotonic() - started)
     return result
 
 

@@ -38,6 +38,7 @@ class Cluster:
     helm_bin: str
     image: str
     node_ip: str
+    home: str
 
     @classmethod
     def from_env(cls) -> Cluster | None:
@@ -45,7 +46,19 @@ class Cluster:
         if not raw:
             return None
         env = json.loads(raw)
-        return cls(env["kubeconfig"], env["kubectl"], env["helm"], env["image"], env["node_ip"])
+        return cls(
+            env["kubeconfig"],
+            env["kubectl"],
+            env["helm"],
+            env["image"],
+            env["node_ip"],
+            env["home"],
+        )
+
+    def record(self, what: str, seconds: float) -> None:
+        """Note a duration in .work/cluster/timings.txt (kept after the cluster is down)."""
+        with open(Path(self.home) / "timings.txt", "a") as out:
+            out.write(f"{what}: {seconds:.1f}s\n")
 
     def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
         done = subprocess.run(

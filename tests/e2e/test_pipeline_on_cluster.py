@@ -9,6 +9,7 @@ pipeline removes what it owned; helm upgrade and uninstall behave as docs/deploy
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from collections import Counter
 from typing import Any
@@ -159,6 +160,7 @@ def test_prometheus_discovers_and_scrapes_every_workload_and_the_rules_evaluate(
 
 def delete_pods(cluster: Cluster, *selectors: str) -> None:
     names = [p["metadata"]["name"] for s in selectors for p in pods(cluster, s)]
+    started = time.monotonic()
     cluster.kubectl("delete", "pod", "--wait=false", *names)
 
     def replaced() -> bool:
@@ -168,6 +170,7 @@ def delete_pods(cluster: Cluster, *selectors: str) -> None:
         )
 
     poll(f"replacements for {names}", replaced)
+    cluster.record(f"delete {' '.join(names)} -> replacements Ready", time.monotonic() - started)
 
 
 async def assert_no_doubles(bootstrap: str) -> None:
