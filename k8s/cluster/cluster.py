@@ -224,6 +224,29 @@ def coredns_bin() -> Path:
     return folder
 
 
+def prometheus_bin() -> Path:
+    """Prometheus with Kubernetes service discovery (Debian's has none), built and cached."""
+    src = HERE / "prometheus"
+    match = re.search(r"prometheus/prometheus (v[\d.]+)", (src / "go.mod").read_text())
+    version = match.group(1) if match else "unknown"
+    folder = cache_root() / "prometheus" / f"{version}-{_digest(src)}"
+    if (folder / "prometheus").exists():
+        return folder
+    go = _go()
+    with _locked("prometheus"), step("go build prometheus (kubernetes_sd only)"):
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / ".prometheus.partial"
+        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
+        cmd = [
+            "nice", "-n", "15", go, "build", "-trimpath", "-ldflags=-s -w",
+            "-tags", "remove_all_sd,enable_kubernetes_sd", "-o", str(out),
+            "github.com/prometheus/prometheus/cmd/prometheus",
+        ]  # fmt: skip
+        subprocess.run(cmd, cwd=src, env=env, check=True)
+        out.rename(folder / "prometheus")
+    return folder
+
+
 def helm_bin() -> Path:
     done = subprocess.run([sys.executable, str(CHART_TOOLS)], capture_output=True, text=True)
     match = re.search(r"^helm: (\S+)", done.stdout, re.M)
@@ -391,6 +414,8 @@ def build() -> dict[str, str]:
         dns = coredns_bin()
     with step("helm (charts/tools.py)"):
         helm = helm_bin()
+    with step("prometheus"):
+        prometheus = prometheus_bin()
     with step("pause image"):
         pause = pause_archive()
     with step("project image"):
@@ -398,6 +423,7 @@ def build() -> dict[str, str]:
     return {
         "control_plane": str(cp), "kube": str(kb), "coredns": str(dns), "helm": str(helm),
         "pause": str(pause), "image": str(image), "image_tag": tag,
+        "prometheus": str(prometheus / "prometheus"),
     }  # fmt: skip
 
 
@@ -745,7 +771,7 @@ def up(built: dict[str, str]) -> dict[str, str]:
     env = {
         "home": str(home), "kubeconfig": str(home / "kubeconfig"), "kubectl": str(kb / "kubectl"),
         "helm": built["helm"], "image": built["image_tag"], "node_ip": NODE_IP,
-        "netns": str(NETNS_PATH), "bin": f"{kb}:{cp}",
+        "netns": str(NETNS_PATH), "bin": f"{kb}:{cp}", "prometheus": built["prometheus"],
     }  # fmt: skip
     cluster.state["env"] = env
     cluster.save()

@@ -12,7 +12,6 @@ Installed once per session, in this order: the project's Kafka broker on the nod
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -106,10 +105,10 @@ def pipeline(
 
 @pytest.fixture(scope="session")
 def prometheus(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Debian's Prometheus finding the pods through kubernetes_sd_configs against this API
-    server, with the chart's alert rules loaded; its base URL (127.0.0.1 in the namespace)."""
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus is missing: python3 charts/tools.py installs Debian's package"
+    """A real Prometheus finding the pods through kubernetes_sd_configs against this API
+    server, with the chart's alert rules loaded; its base URL (127.0.0.1 in the namespace).
+    Debian's Prometheus has no Kubernetes discovery, so the harness builds one that has."""
+    binary = cluster.prometheus_bin
     home = tmp_path_factory.mktemp("prometheus")
     kubeconfig = yaml.safe_load(Path(cluster.kubeconfig).read_text())
     (home / "token").write_text(kubeconfig["users"][0]["user"]["token"])

@@ -39,6 +39,7 @@ class Cluster:
     image: str
     node_ip: str
     home: str
+    prometheus_bin: str
 
     @classmethod
     def from_env(cls) -> Cluster | None:
@@ -53,6 +54,7 @@ class Cluster:
             env["image"],
             env["node_ip"],
             env["home"],
+            env["prometheus"],
         )
 
     def record(self, what: str, seconds: float) -> None:
