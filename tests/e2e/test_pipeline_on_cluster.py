@@ -110,16 +110,24 @@ async def test_trades_flow_into_kafka_exactly_once(
     assert records, "btc_usd is empty"
 
 
-async def test_signals_and_paper_orders_follow(
+async def test_signals_on_closed_candles_and_paper_orders_follow(
     cluster: Cluster, pipeline: dict[str, Any], kafka_bootstrap: str
 ) -> None:
-    signals = values(await read_topic(kafka_bootstrap, "btc_usd_trade_signals", bool, within=300))
-    first = signals[0]
-    assert first["product_id"] == PRODUCT
-    assert first["strategy"] in {"sma_crossover", "rsi_threshold"}
-    orders = values(await read_topic(kafka_bootstrap, "btc_usd_orders", bool, within=120))
-    assert orders[0]["signal_id"] in {s["signal_id"] for s in signals} | {orders[0]["signal_id"]}
+    orders = values(await read_topic(kafka_bootstrap, "btc_usd_orders", bool, within=300))
     assert {o["product_id"] for o in orders} == {PRODUCT}
+    assert {o["broker"] for o in orders} == {"paper"}
+    wanted = {o["signal_id"] for o in orders}
+
+    def has_wanted(records: Records) -> bool:
+        return wanted <= {s["signal_id"] for s in values(records)}
+
+    # every order answers a signal the signaler published, on a closed 60 s candle
+    signals = values(await read_topic(kafka_bootstrap, "btc_usd_trade_signals", has_wanted))
+    for signal in signals:
+        assert signal["product_id"] == PRODUCT
+        assert signal["strategy"] in {"sma_crossover", "rsi_threshold"}
+        assert signal["window"]["interval_s"] == 60
+        assert signal["window"]["start"] < signal["window"]["end"]
 
 
 def prom_query(prometheus: str, query: str) -> list[dict[str, Any]]:
