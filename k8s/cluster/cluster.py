@@ -509,7 +509,7 @@ IDENTITIES = {
 
 
 def write_config(home: Path) -> None:
-    for sub in ("logs", "certs", "cni", "ipam", "containerd", "kubelet/root", "kubelet/pods-logs"):
+    for sub in ("logs", "certs", "cni", "ipam", "containerd", "kubelet/root", "logs/pods"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     tokens = {name: os.urandom(16).hex() for name in IDENTITIES}
     lines = [f'{tokens[n]},{u},{u},"{g}"' for n, (u, g) in IDENTITIES.items()]
@@ -584,7 +584,7 @@ cgroupRoot: {CGROUP_ROOT}
 failSwapOn: false
 failCgroupV1: false
 containerRuntimeEndpoint: unix://{c / "sock"}
-podLogsDir: {home / "kubelet" / "pods-logs"}
+podLogsDir: {home / "logs" / "pods"}
 resolvConf: {home / "resolv.conf"}
 clusterDNS: [{NODE_IP}]
 clusterDomain: cluster.local

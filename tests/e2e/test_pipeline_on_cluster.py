@@ -267,7 +267,14 @@ async def test_a_strategy_parameter_change_rolls_the_signaler_and_takes_effect(
             for s in values(records)
         )
 
-    await read_topic(kafka_bootstrap, "btc_usd_trade_signals", new_params, within=300)
+    try:
+        await read_topic(kafka_bootstrap, "btc_usd_trade_signals", new_params, within=300)
+    except AssertionError:
+        pod = ready_pods(cluster, workload_pods("signaler"))[0]["metadata"]["name"]
+        raise AssertionError(
+            "no rsi_threshold signal with period 5; the signaler's log ends:\n"
+            + "\n".join(cluster.kubectl("logs", pod, check=False).splitlines()[-30:])
+        ) from None
 
 
 def test_an_invalid_change_is_rejected_with_the_crds_message(
