@@ -911,6 +911,7 @@ def down() -> None:
                     os.kill(int(proc.name), signal.SIGKILL)
         if "containerd" in names:
             cluster.stop("containerd")
+    stop_namespace_processes()
     with step("remove mounts, pod namespaces, cgroups and the network namespace"):
         before = set(cluster.state.get("cni_netns_before", []))  # type: ignore[call-overload]
         for ns in Path("/run/netns").glob("cni-*"):
@@ -939,6 +940,55 @@ def down() -> None:
         for part in ("containerd", "kubelet", "etcd", "ipam"):
             shutil.rmtree(home / part, ignore_errors=True)
         cluster.state_file.unlink(missing_ok=True)
+
+
+def run_inside(cmd: list[str], env: dict[str, str]) -> int:
+    """`cmd` in the namespace; on Ctrl-C or SIGTERM it gets SIGINT and time to clean up
+    (pytest stops its fixtures, e.g. the Kafka broker) before the cluster goes down."""
+    proc = subprocess.Popen(in_netns(cmd), env=exec_env(env))
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        say("interrupted: letting the command finish its clean-up")
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+
+
+def stop_namespace_processes(timeout: float = 30.0) -> None:
+    """Every process still in the cluster's network namespace (a broker a killed test left,
+    say), found by the namespace's inode: SIGTERM, then SIGKILL."""
+    try:
+        inode = NETNS_PATH.stat().st_ino
+    except OSError:
+        return
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(proc / "ns" / "net") == f"net:[{inode}]":
+                pids.append(int(proc.name))
+    for pid in pids:
+        say(f"stopping pid {pid} left in the namespace: {_cmdline(pid)[:80]}")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(not _zombie(p) for p in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        if not _zombie(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _cmdline(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return "?"
 
 
 def _on_signal(signum: int, _frame: object) -> None:
@@ -997,7 +1047,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env = up(built)
         with step(f"run {' '.join(cmd)}"):
-            code = subprocess.run(in_netns(cmd), env=exec_env(env)).returncode
+            code = run_inside(cmd, env)
         say(f"command exited {code}")
         return code
     finally:

@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,16 @@ def release(cluster: Cluster) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def coinbase_sim(cluster: Cluster) -> str:
     """coinbase-sim as a Deployment + Service; the base URL of its pod (for the ground truth)."""
+    docs = list(yaml.safe_load_all((MANIFESTS / "coinbase-sim.yaml").read_text()))
+    container = docs[0]["spec"]["template"]["spec"]["containers"][0]
+    # The market runs 20 times faster than the clock; Kafka refuses records stamped more
+    # than an hour ahead of it (log.message.timestamp.after.max.ms), so it starts in the past.
+    start = datetime.now(UTC) - timedelta(hours=12)
+    container["env"].append(
+        {"name": "COINBASE_SIM_START_TIME", "value": start.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    )
     started = time.monotonic()
-    cluster.kubectl("apply", "-f", str(MANIFESTS / "coinbase-sim.yaml"))
+    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
     pod = ready_pods(cluster, SIM_PODS)[0]
     cluster.record("coinbase-sim apply -> pod Ready", time.monotonic() - started)
     return f"http://{pod['status']['podIP']}:8765"
