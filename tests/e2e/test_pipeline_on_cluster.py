@@ -9,6 +9,7 @@ pipeline removes what it owned; helm upgrade and uninstall behave as docs/deploy
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.parse
 from collections import Counter
@@ -303,14 +304,44 @@ async def test_deleting_the_pipeline_removes_what_it_owned_and_keeps_the_topics(
             ).strip()
         ),
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        topics = set(await admin.list_topics())
-    finally:
-        await admin.close()
+    topics = await list_topics(kafka_bootstrap)
     # deletionPolicy: Retain
     assert {"btc_usd", "btc_usd_trade_signals", "btc_usd_orders"} <= topics
+
+
+async def list_topics(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def test_a_pipeline_with_deletion_policy_delete_takes_its_topics_along(
+    cluster: Cluster, release: dict[str, Any], coinbase_sim: str, kafka_bootstrap: str
+) -> None:
+    doc = yaml.safe_load((MANIFESTS / "pipeline.yaml").read_text())
+    doc["metadata"]["name"] = "eth"
+    doc["spec"]["products"] = ["ETH-USD"]
+    names = {"raw": "eth_usd", "deadLetter": "eth_usd_dlq",
+             "tradeSignals": "eth_usd_trade_signals", "orders": "eth_usd_orders"}  # fmt: skip
+    doc["spec"]["kafka"]["topics"].update(deletionPolicy="Delete", names=names)
+    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc))
+    await wait_topics(kafka_bootstrap, set(names.values()), present=True)
+    cluster.kubectl("delete", "cryptopipeline", "eth", "--timeout=180s")
+    await wait_topics(kafka_bootstrap, set(names.values()), present=False)
+    assert "btc_usd" in await list_topics(kafka_bootstrap)  # the other pipeline's stay
+
+
+async def wait_topics(bootstrap: str, names: set[str], *, present: bool) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        topics = await list_topics(bootstrap)
+        if (names <= topics) if present else not (names & topics):
+            return
+        await asyncio.sleep(1)  # the topic list has no event to await
+    raise AssertionError(f"topics {sorted(names)} {'missing' if present else 'still there'}")
 
 
 def test_helm_upgrade_rolls_the_operator_and_uninstall_keeps_the_crd(
