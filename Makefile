@@ -10,7 +10,7 @@ ARGS ?=
 	chart-tools chart-crds helm-lint chart-test e2e e2e-build
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed  ## virtual environment with the project and its test tools
 
