@@ -75,6 +75,6 @@ clean:  ## remove the working area (stop Kafka first) and caches
 e2e-build:  ## packages, kubelet & co., CoreDNS and the images for `make e2e` (cached)
 	$(PYTHON) k8s/cluster/cluster.py build
 
-e2e: install  ## the product on a one-node cluster in its own netns (root; cold ~25 min, warm ~5)
+e2e: install  ## the product on a one-node cluster in its own netns (root; cold 30-60 min, warm ~3.5)
 	$(BIN)/cryptopipeline kafka fetch  # the namespace has no way out: Kafka's jars come first
 	$(PYTHON) k8s/cluster/cluster.py run -- $(abspath $(BIN))/pytest tests/e2e -p no:cacheprovider --timeout=900 $(PYTEST_ARGS)
