@@ -7,10 +7,10 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install prepare test test-fast bench lint format run kafka-up kafka-down kafka-status clean \
-	chart-tools chart-crds helm-lint chart-test
+	chart-tools chart-crds helm-lint chart-test e2e e2e-build
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed  ## virtual environment with the project and its test tools
 
@@ -74,3 +74,10 @@ chart-test: install chart-tools  ## the chart, packaging and observability tests
 clean:  ## remove the working area (stop Kafka first) and caches
 	-$(BIN)/cryptopipeline kafka down
 	rm -rf .work .pytest_cache .mypy_cache .ruff_cache .benchmarks
+
+e2e-build:  ## packages, kubelet & co., CoreDNS and the images for `make e2e` (cached)
+	$(PYTHON) k8s/cluster/cluster.py build
+
+e2e: install  ## the product on a one-node cluster in its own netns (root; cold 30-60 min, warm ~3.5)
+	$(BIN)/cryptopipeline kafka fetch  # the namespace has no way out: Kafka's jars come first
+	$(PYTHON) k8s/cluster/cluster.py run -- $(abspath $(BIN))/pytest tests/e2e -p no:cacheprovider --timeout=900 $(PYTEST_ARGS)
