@@ -29,8 +29,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 from controlplane import ControlPlane, ControlPlaneUnavailable, User, binaries
-from kube_support import K8S, OPERATOR_SA, Cluster, docs, eventually, example
-from kubernetes import config
+from kube_support import OPERATOR_SA, Cluster, eventually, example, install_project
 
 from cryptopipeline.localkafka._broker import free_port
 
@@ -55,23 +54,6 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
         yield cp
     finally:
         cp.stop()
-
-
-def _cluster(plane: ControlPlane) -> Cluster:
-    cl = Cluster(config.new_client_from_config(config_file=str(plane.kubeconfig())))
-    for path in (K8S / "crd" / "cryptopipelines.cryptopipeline.io.yaml",
-                 K8S / "testenv" / "crds" / "kafkatopics.kafka.strimzi.io.yaml"):  # fmt: skip
-        for crd in docs(path):
-            cl.install_crd(crd)
-    cl.create_namespace("cryptopipeline-system")
-    for doc in docs(K8S / "rbac.yaml"):
-        if doc["kind"] == "ServiceAccount":
-            cl.core.create_namespaced_service_account("cryptopipeline-system", doc)
-        elif doc["kind"] == "ClusterRole":
-            cl.rbac.create_cluster_role(doc)
-        elif doc["kind"] == "ClusterRoleBinding":
-            cl.rbac.create_cluster_role_binding(doc)
-    return cl
 
 
 class Player(threading.Thread):
@@ -172,7 +154,7 @@ def _alive(url: str) -> bool:
 
 
 def _scenario(plane: ControlPlane) -> dict[str, float]:
-    cl = _cluster(plane)
+    cl = install_project(plane)
     ns = f"scale-{uuid.uuid4().hex[:6]}"
     cl.create_namespace(ns)
     sa = next(u for u in plane.users if u.name == OPERATOR_SA)

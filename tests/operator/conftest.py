@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 from controlplane import ControlPlane, ControlPlaneUnavailable, User, binaries
-from kube_support import K8S, OPERATOR_SA, Cluster, docs
-from kubernetes import config
+from kube_support import OPERATOR_SA, Cluster, install_project
 
 from tooling import tool_missing
 
@@ -52,26 +51,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 @pytest.fixture(scope="session")
 def cluster(control_plane: ControlPlane) -> Cluster:
     """Admin access, with the project's CRDs and RBAC installed (and Strimzi's KafkaTopic)."""
-    api = config.new_client_from_config(config_file=str(control_plane.kubeconfig()))
-    cl = Cluster(api)
-    for path in (
-        K8S / "crd" / "cryptopipelines.cryptopipeline.io.yaml",
-        K8S / "testenv" / "crds" / "kafkatopics.kafka.strimzi.io.yaml",
-    ):
-        for crd in docs(path):
-            cl.install_crd(crd)
-    for doc in docs(K8S / "peering.yaml"):
-        if doc["kind"] == "CustomResourceDefinition":
-            cl.install_crd(doc)
-    cl.create_namespace("cryptopipeline-system")
-    for doc in docs(K8S / "rbac.yaml"):
-        if doc["kind"] == "ServiceAccount":
-            cl.core.create_namespaced_service_account("cryptopipeline-system", doc)
-        elif doc["kind"] == "ClusterRole":
-            cl.rbac.create_cluster_role(doc)
-        elif doc["kind"] == "ClusterRoleBinding":
-            cl.rbac.create_cluster_role_binding(doc)
-    return cl
+    return install_project(control_plane)
 
 
 @pytest.fixture

@@ -112,3 +112,29 @@ def example(name: str = "btc") -> dict[str, Any]:
     body = docs(K8S / "examples" / "pipeline.yaml")[0]
     body["metadata"]["name"] = name
     return body
+
+
+def install_project(control_plane: Any) -> Cluster:
+    """Admin access to `control_plane`, with the project's CRDs, kopf's peering CRDs, RBAC
+    and ServiceAccount installed (and Strimzi's KafkaTopic CRD), as a user's install has."""
+    from kubernetes import config
+
+    cl = Cluster(config.new_client_from_config(config_file=str(control_plane.kubeconfig())))
+    for path in (
+        K8S / "crd" / "cryptopipelines.cryptopipeline.io.yaml",
+        K8S / "testenv" / "crds" / "kafkatopics.kafka.strimzi.io.yaml",
+    ):
+        for crd in docs(path):
+            cl.install_crd(crd)
+    for doc in docs(K8S / "peering.yaml"):
+        if doc["kind"] == "CustomResourceDefinition":
+            cl.install_crd(doc)
+    cl.create_namespace("cryptopipeline-system")
+    for doc in docs(K8S / "rbac.yaml"):
+        if doc["kind"] == "ServiceAccount":
+            cl.core.create_namespaced_service_account("cryptopipeline-system", doc)
+        elif doc["kind"] == "ClusterRole":
+            cl.rbac.create_cluster_role(doc)
+        elif doc["kind"] == "ClusterRoleBinding":
+            cl.rbac.create_cluster_role_binding(doc)
+    return cl

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from cryptopipeline.localkafka._broker import free_port
+from cryptopipeline.localkafka._broker import _port_free, free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "observability"))
 from obs_support import used_metric_names
@@ -205,6 +205,14 @@ async def test_killing_the_supervisor_takes_its_programs_with_it(tmp_path: Path)
     os.kill(kafka_pid, signal.SIGTERM)
 
 
+def _free_pair() -> int:
+    """A free port whose successor (Kafka's controller port) is free too."""
+    while True:
+        port = free_port()
+        if port < 65535 and _port_free("127.0.0.1", port + 1):
+            return port
+
+
 async def test_a_taken_port_fails_fast_naming_the_flag(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -212,7 +220,7 @@ async def test_a_taken_port_fails_fast_naming_the_flag(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cryptopipeline.cli", "run", "--home", str(tmp_path),
-            "--kafka-port", str(free_port()), "--signaler-ops-port", str(port),
+            "--kafka-port", str(_free_pair()), "--signaler-ops-port", str(port),
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         async with asyncio.timeout(30):

@@ -27,7 +27,6 @@ from cryptopipeline.strategies import StrategyConfig
 from cryptopipeline.trading import (
     Blotter,
     Fill,
-    OrderEvent,
     OrderEventType,
     OrderRequest,
     OrderSide,
@@ -37,7 +36,7 @@ from cryptopipeline.trading import (
     client_order_id_for,
 )
 from cryptopipeline.trading.books import BookHistory
-from cryptopipeline.trading.orders import fill_record
+from cryptopipeline.trading.orders import order_event
 from cryptopipeline.trading.planning import PlanRejection, outcome_events, plan_order
 
 Slippage = Literal["none", "bps", "half-spread"]
@@ -271,25 +270,18 @@ class Backtest:
         """The order event the bot would write, folded into the blotter (as the bot does)."""
         if self._time_text[0] != self._now_us:
             self._time_text = (self._now_us, format_time(self._now_us))
-        # model_construct: the fields are the engine's own typed values, as the bot's are;
-        # validating them again was a third of a signal's cost.
+        # trusted: the fields are the engine's own typed values, as the bot's are.
         self.blotter.apply(
-            OrderEvent.model_construct(
-                event=event_type,
-                client_order_id=request.client_order_id,
-                signal_id=request.signal_id,
-                product_id=request.product_id,
+            order_event(
+                request,
+                event_type,
                 time=self._time_text[1],
                 broker=self.broker.name,
-                side=request.side,
-                order_type=request.order_type if request.base_size else None,
-                base_size=request.base_size or None,
-                limit_price=request.limit_price,
-                reference_price=request.reference_price,
-                exchange_order_id=exchange_id,
-                fill=fill_record(fill) if fill is not None else None,
                 reason=reason,
-                detail=detail[:500] if detail else None,
+                detail=detail,
+                exchange_id=exchange_id,
+                fill=fill,
+                trusted=True,
             )
         )
 

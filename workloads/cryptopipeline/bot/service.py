@@ -44,7 +44,6 @@ from cryptopipeline.trading import (
     Blotter,
     BrokerUpdate,
     Fill,
-    OrderEvent,
     OrderEventType,
     OrderRequest,
     OrderSide,
@@ -54,7 +53,7 @@ from cryptopipeline.trading import (
     client_order_id_for,
 )
 from cryptopipeline.trading.books import BookAt, BookHistory
-from cryptopipeline.trading.orders import fill_record
+from cryptopipeline.trading.orders import order_event
 from cryptopipeline.trading.planning import PlanRejection, outcome_events, plan_order
 
 log = logging.getLogger(__name__)
@@ -523,23 +522,10 @@ class Bot:
         fill: Fill | None = None,
         durable: bool = True,
     ) -> None:
-        event = OrderEvent(
-            event=event_type,
-            client_order_id=request.client_order_id,
-            signal_id=request.signal_id,
-            product_id=request.product_id,
-            time=_now_text(),
-            broker=self.broker.name,
-            side=request.side,
-            order_type=request.order_type if request.base_size else None,
-            base_size=request.base_size or None,
-            limit_price=request.limit_price,
-            reference_price=request.reference_price,
-            exchange_order_id=exchange_id,
-            fill=fill_record(fill) if fill is not None else None,
-            reason=reason,
-            detail=detail[:500] if detail else None,
-        )
+        event = order_event(
+            request, event_type, time=_now_text(), broker=self.broker.name, reason=reason,
+            detail=detail, exchange_id=exchange_id, fill=fill,
+        )  # fmt: skip
         self.blotter.apply(event)
         self.metrics.order_events.labels(request.product_id, event_type.value).inc()
         await self.order_log.write(event, durable=durable)

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -174,3 +174,39 @@ def fill_record(fill: Fill) -> FillRecord:
         liquidity=fill.liquidity,
         time=fill.time,
     )
+
+
+def order_event(
+    request: OrderRequest,
+    event_type: OrderEventType,
+    *,
+    time: str,
+    broker: str,
+    reason: str | None = None,
+    detail: str | None = None,
+    exchange_id: str | None = None,
+    fill: Fill | None = None,
+    trusted: bool = False,
+) -> OrderEvent:
+    """The order-log record of one step of `request`'s life: the one place its fields are
+    spelled out, for the bot and the backtest alike. `trusted`: the values are the caller's
+    own typed ones, so pydantic's validation is skipped (a third of a backtest signal's cost).
+    """
+    fields: dict[str, Any] = {
+        "event": event_type,
+        "client_order_id": request.client_order_id,
+        "signal_id": request.signal_id,
+        "product_id": request.product_id,
+        "time": time,
+        "broker": broker,
+        "side": request.side,
+        "order_type": request.order_type if request.base_size else None,
+        "base_size": request.base_size or None,
+        "limit_price": request.limit_price,
+        "reference_price": request.reference_price,
+        "exchange_order_id": exchange_id,
+        "fill": fill_record(fill) if fill is not None else None,
+        "reason": reason,
+        "detail": detail[:500] if detail else None,
+    }
+    return OrderEvent.model_construct(**fields) if trusted else OrderEvent(**fields)
