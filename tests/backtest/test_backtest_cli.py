@@ -84,6 +84,8 @@ def test_bad_settings_one_line(
         ([*_rows(3), "1600000060,1,1,1,1,1"], "line 5: time '1600000060' is not after"),
         ([*_rows(2), "1600000120,1,1,1,abc,1"], "line 4: column 'close': 'abc' is not a number"),
         ([*_rows(2), "1600000120,1,1"], "line 4: 3 fields, the header has 6"),
+        (["1" + "0" * 300 + ",1,1,1,1,1", *_rows(2)], "line 2: column 'time': '1000"),
+        (["-99999999999,1,1,1,1,1", *_rows(2)], "line 2: column 'time': '-99999999999'"),
     ],
 )
 def test_bad_csv_names_the_line(

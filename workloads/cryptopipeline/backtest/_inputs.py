@@ -34,17 +34,26 @@ class Progress:
     done: int = 0
 
 
+_LAST_SECOND = 253_402_300_799
+"""9999-12-31T23:59:59Z: the last epoch second a report's RFC 3339 times can show."""
+
+
 def _epoch_s(text: str, where: str) -> int:
     stripped = text.strip()
     if not stripped:
         raise InputError(f"{where}: column 'time' is empty")
+    shown = stripped if len(stripped) <= 40 else f"{stripped[:37]}..."
     try:
         value = float(stripped)
     except ValueError:
         pass
     else:
         if not math.isfinite(value) or value != int(value):
-            raise InputError(f"{where}: column 'time': {text!r} is not whole epoch seconds")
+            raise InputError(f"{where}: column 'time': {shown!r} is not whole epoch seconds")
+        if not 0 <= value <= _LAST_SECOND:
+            raise InputError(
+                f"{where}: column 'time': {shown!r} is not epoch seconds between 1970 and 9999"
+            )
         return int(value)
     try:
         moment = datetime.fromisoformat(stripped.replace("z", "Z"))
