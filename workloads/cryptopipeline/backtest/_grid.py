@@ -30,11 +30,12 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[float | int | str]]:
             raise ValueError(f"--grid {item!r}: expected KEY=V1,V2,...")
         if key in grid:
             raise ValueError(f"--grid: {key} given twice")
-        grid[key] = [_value(v) for v in parts]
+        grid[key] = [param_value(v) for v in parts]
     return grid
 
 
-def _value(text: str) -> float | int | str:
+def param_value(text: str) -> float | int | str:
+    """A strategy parameter as written on the command line (--param and --grid alike)."""
     try:
         return int(text)
     except ValueError:

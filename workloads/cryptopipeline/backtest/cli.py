@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from cryptopipeline.backtest._engine import Backtest, BacktestConfig
-from cryptopipeline.backtest._grid import RANK_METRICS, parse_grid, run_grid
+from cryptopipeline.backtest._grid import RANK_METRICS, param_value, parse_grid, run_grid
 from cryptopipeline.backtest._inputs import (
     InputError,
     Progress,
@@ -142,17 +142,6 @@ def _load_config_file(path: Path) -> dict[str, Any]:
     return out
 
 
-def _param_value(text: str) -> float | int | str:
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
 def build_config(args: argparse.Namespace) -> BacktestConfig:
     """The run's configuration from --config and the flags (flags win)."""
     values: dict[str, Any] = _load_config_file(args.config) if args.config else {}
@@ -162,7 +151,7 @@ def build_config(args: argparse.Namespace) -> BacktestConfig:
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
                 raise InputError(f"--param {item!r}: expected KEY=VALUE")
-            params[key.strip()] = _param_value(value.strip())
+            params[key.strip()] = param_value(value.strip())
         values["strategies"] = [{"name": args.strategy, "parameters": params}]
     elif args.param:
         raise InputError("--param needs --strategy")
