@@ -7,7 +7,6 @@ this leaves that namespace.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -19,14 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+import kafka_support
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO_ROOT / "k8s" / "cluster" / "manifests"
 CHART = REPO_ROOT / "charts" / "cryptopipeline"
 NAMESPACE = "default"
 
-Records = list[ConsumerRecord[bytes, bytes]]
+Records = kafka_support.Records
 
 
 @dataclass(frozen=True)
@@ -123,22 +123,7 @@ async def read_topic(
     bootstrap: str, topic: str, until: Callable[[Records], bool], within: float = 180
 ) -> Records:
     """Read `topic` from the start until `until(records)` holds (fails after `within` s)."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    records: Records = []
-    try:
-        async with asyncio.timeout(within):
-            while not until(records):
-                batch = await consumer.getmany(timeout_ms=500)
-                for partition in sorted(batch, key=lambda tp: tp.partition):
-                    records.extend(batch[partition])
-    except TimeoutError:
-        raise AssertionError(f"{topic}: condition not met within {within}s") from None
-    finally:
-        await consumer.stop()
-    return records
+    return await kafka_support.read_topic(bootstrap, topic, until, within)
 
 
 def trade_ids(records: Records, product: str) -> list[int]:

@@ -8,15 +8,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
+import kafka_support
 from cryptopipeline.ingestor._settings import IngestorSettings
 from cryptopipeline.ingestor.service import Ingestor
 from cryptopipeline.sim._server import SimServer
 
-Records = list[ConsumerRecord[bytes, bytes]]
+Records = kafka_support.Records
 
 
 def ingestor_settings(
@@ -52,20 +51,7 @@ async def collect(
     bootstrap: str, topic: str, until: Callable[[Records], bool], within: float = 120
 ) -> Records:
     """Read `topic` from the start until `until(records)` holds (fails after `within` s)."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    records: Records = []
-    try:
-        async with asyncio.timeout(within):
-            while not until(records):
-                batch = await consumer.getmany(timeout_ms=500)
-                for partition in sorted(batch, key=lambda tp: tp.partition):
-                    records.extend(batch[partition])
-    finally:
-        await consumer.stop()
-    return records
+    return await kafka_support.read_topic(bootstrap, topic, until, within)
 
 
 def trade_ids_by_product(records: Records, kind: str = "ticker") -> dict[str, list[int]]:
