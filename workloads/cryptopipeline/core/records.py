@@ -7,15 +7,14 @@ Money is `Decimal` (serialised as a JSON string); indicator values may be float.
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cryptopipeline.trading.orders import Side
 
-class Action(StrEnum):
-    BUY = "BUY"
-    SELL = "SELL"
+Action = Side
+"""A signal's action is an order side: the one `Side` of `cryptopipeline.trading`."""
 
 
 class CandleWindow(BaseModel):

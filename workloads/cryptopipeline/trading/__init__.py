@@ -1,4 +1,5 @@
-"""The trading domain: orders and their lifecycle records, portfolio and PnL, risk limits, sizing.
+"""The trading domain: orders and their lifecycle records, the one BUY/SELL `Side`, portfolio
+and PnL, risk limits, sizing.
 
 Pure code (no Kafka, network or asyncio): the bot, its tests and any backtest share every line.
 """
@@ -13,6 +14,7 @@ from cryptopipeline.trading.orders import (
     OrderSide,
     OrderStatus,
     OrderType,
+    Side,
     client_order_id_for,
 )
 from cryptopipeline.trading.portfolio import Portfolio, Position
@@ -36,6 +38,7 @@ __all__ = [
     "Rejection",
     "RiskEngine",
     "RiskLimits",
+    "Side",
     "SizedOrder",
     "Sizing",
     "TrackedOrder",

@@ -14,8 +14,8 @@ from cryptopipeline.trading.orders import (
     OrderEvent,
     OrderEventType,
     OrderRequest,
-    OrderSide,
     OrderType,
+    Side,
 )
 from cryptopipeline.trading.portfolio import Portfolio
 
@@ -26,7 +26,7 @@ class TrackedOrder:
     signal_id: str
     product_id: str
     state: OrderEventType
-    side: OrderSide | None = None
+    side: Side | None = None
     order_type: OrderType | None = None
     base_size: Decimal | None = None
     limit_price: Decimal | None = None

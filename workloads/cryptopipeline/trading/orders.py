@@ -24,9 +24,19 @@ def client_order_id_for(signal_id: str) -> str:
     return str(uuid.uuid5(ORDER_NAMESPACE, signal_id))
 
 
-class OrderSide(StrEnum):
+class Side(StrEnum):
+    """BUY or SELL: the one side type of signals, orders, fills and positions.
+
+    `core.records.Action` and `OrderSide` are this same class under the names older code
+    imports. The exchange feed's lowercase `buy` / `sell` (`coinbase.Side`) is the wire
+    spelling of a public trade's side, not an order's.
+    """
+
     BUY = "BUY"
     SELL = "SELL"
+
+
+OrderSide = Side
 
 
 class OrderType(StrEnum):
@@ -80,7 +90,7 @@ class OrderRequest:
     client_order_id: str
     signal_id: str
     product_id: str
-    side: OrderSide
+    side: Side
     order_type: OrderType
     base_size: Decimal
     limit_price: Decimal | None = None
@@ -95,7 +105,7 @@ class Fill:
     fill_id: str
     client_order_id: str
     product_id: str
-    side: OrderSide
+    side: Side
     price: Decimal
     size: Decimal
     fee: Decimal
@@ -138,7 +148,7 @@ class OrderEvent(BaseModel):
     product_id: str
     time: str
     broker: str
-    side: OrderSide | None = None
+    side: Side | None = None
     order_type: OrderType | None = None
     base_size: Decimal | None = None
     limit_price: Decimal | None = None

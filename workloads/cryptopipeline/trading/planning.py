@@ -19,9 +19,9 @@ from cryptopipeline.trading.orders import (
     Fill,
     OrderEventType,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     OrderType,
+    Side,
 )
 from cryptopipeline.trading.risk import RiskEngine
 from cryptopipeline.trading.sizing import ProductIncrements, SizedOrder, Sizing, size_order
@@ -64,7 +64,7 @@ def plan_order(
     client_order_id: str,
     signal_id: str,
     product_id: str,
-    side: OrderSide,
+    side: Side,
     price: Decimal,
     blotter: Blotter,
     risk: RiskEngine,
@@ -90,7 +90,7 @@ def plan_order(
         return PlanRejection(rejection.reason.value, rejection.detail)
     if policy.order_type == "limit":
         offset = price * policy.limit_offset_bps / _BPS
-        inside = price - offset if side is OrderSide.BUY else price + offset
+        inside = price - offset if side is Side.BUY else price + offset
         limit = increments.round_price(inside, side)
         return OrderRequest(client_order_id, signal_id, product_id, side, OrderType.LIMIT,
                             sized.base_size, limit, price)  # fmt: skip
