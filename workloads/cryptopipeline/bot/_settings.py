@@ -171,12 +171,6 @@ class BotSettings(ServiceSettings):
     )
     poll_interval_s: float = Field(default=1.0, gt=0, description="open-order and retry polling")
 
-    test_pause_after_submit: bool = Field(
-        default=False,
-        description="TESTS ONLY: after the broker answers the first order, stop before logging "
-        "the outcome and wait (the crash test kills the process there)",
-    )
-
     @model_validator(mode="after")
     def _kill_switch_topic(self) -> BotSettings:
         if not self.kill_switch_topic:

@@ -14,7 +14,7 @@ import hmac
 import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -58,6 +58,9 @@ from cryptopipeline.trading.planning import PlanRejection, outcome_events, plan_
 
 log = logging.getLogger(__name__)
 
+AfterSubmit = Callable[[OrderRequest], Awaitable[None]]
+"""Awaited after the broker answered an order and before the answer is logged."""
+
 
 def _now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -88,12 +91,14 @@ class Bot:
         order_log: OrderLog | None = None,
         metrics: BotMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        after_submit: AfterSubmit | None = None,
     ) -> None:
         self.settings = settings
         self.broker = broker or build_broker(settings)
         self.metrics = metrics or BotMetrics(pipeline=settings.pipeline_name)
         self.order_log = order_log or OrderLog(settings.kafka, settings.topics.orders)
         self.clock = clock
+        self.after_submit = after_submit
         self.blotter = Blotter(settings.trading.starting_cash)
         self.risk = RiskEngine(settings.risk)
         self.books: dict[str, tuple[Decimal, Decimal]] = {}
@@ -103,7 +108,6 @@ class Bot:
         self.auth_failed = False
         self.kill_requested = asyncio.Event()
         self.ops: OpsServer | None = None
-        self._paused_once = False
         self._products = frozenset(settings.trading.products)
         self._bad_logged: set[tuple[str, str]] = set()
         self._in_flight: set[str] = set()
@@ -466,10 +470,8 @@ class Bot:
         self.metrics.signal_to_ack.labels(decision.product_id).observe(
             time.perf_counter() - received
         )
-        if self.settings.test_pause_after_submit and not self._paused_once:
-            self._paused_once = True
-            print("TEST HOOK: paused after submit, before logging the outcome", flush=True)
-            await asyncio.Event().wait()  # the crash test kills -9 the process here
+        if self.after_submit is not None:
+            await self.after_submit(decision)
         await self._record(decision, update)
 
     def decide(
