@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cryptopipeline.backtest._metrics import Metrics, compute_metrics
 from cryptopipeline.bot._paper import PaperBroker
-from cryptopipeline.bot._settings import TradingSettings
 from cryptopipeline.coinbase import format_time
 from cryptopipeline.core.records import Action, TradeSignal
 from cryptopipeline.market import Candle, Heartbeat, Rejected, Tick, parse_event
@@ -33,6 +32,7 @@ from cryptopipeline.trading import (
     OrderType,
     RiskEngine,
     RiskLimits,
+    TradingSettings,
     client_order_id_for,
 )
 from cryptopipeline.trading.books import BookHistory

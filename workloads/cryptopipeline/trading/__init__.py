@@ -1,5 +1,5 @@
 """The trading domain: orders and their lifecycle records, the one BUY/SELL `Side`, portfolio
-and PnL, risk limits, sizing.
+and PnL, risk limits, sizing, and the trading policy as configuration (`TradingSettings`).
 
 Pure code (no Kafka, network or asyncio): the bot, its tests and any backtest share every line.
 """
@@ -19,6 +19,7 @@ from cryptopipeline.trading.orders import (
 )
 from cryptopipeline.trading.portfolio import Portfolio, Position
 from cryptopipeline.trading.risk import Rejection, RejectReason, RiskEngine, RiskLimits
+from cryptopipeline.trading.settings import TradingSettings
 from cryptopipeline.trading.sizing import ProductIncrements, SizedOrder, Sizing, size_order
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "SizedOrder",
     "Sizing",
     "TrackedOrder",
+    "TradingSettings",
     "client_order_id_for",
     "size_order",
 ]
