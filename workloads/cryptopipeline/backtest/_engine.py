@@ -17,7 +17,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cryptopipeline.backtest._metrics import Metrics, compute_metrics
-from cryptopipeline.bot._paper import PaperBroker
 from cryptopipeline.coinbase import format_time
 from cryptopipeline.core.records import Action, TradeSignal
 from cryptopipeline.market import Candle, Heartbeat, Rejected, Tick, parse_event
@@ -30,6 +29,7 @@ from cryptopipeline.trading import (
     OrderRequest,
     OrderSide,
     OrderType,
+    PaperBroker,
     RiskEngine,
     RiskLimits,
     TradingSettings,

@@ -32,7 +32,6 @@ from cryptopipeline.bot._killswitch import (
 )
 from cryptopipeline.bot._metrics import BotMetrics
 from cryptopipeline.bot._orderlog import OrderLog, read_order_log
-from cryptopipeline.bot._paper import PaperBroker
 from cryptopipeline.bot._settings import BotSettings
 from cryptopipeline.coinbase import format_time
 from cryptopipeline.coinbase._time import parse_time, to_micros
@@ -48,6 +47,7 @@ from cryptopipeline.trading import (
     OrderRequest,
     OrderSide,
     OrderType,
+    PaperBroker,
     RiskEngine,
     TrackedOrder,
     client_order_id_for,
@@ -262,9 +262,7 @@ class Bot:
                     await ticks.stop()
             finally:
                 await self.order_log.stop()
-                close = getattr(getattr(self.broker, "client", None), "close", None)
-                if close is not None:
-                    await close()
+                await self.broker.aclose()
 
     def _consumer(self, *, group: bool) -> AIOKafkaConsumer:
         kafka = self.settings.kafka
@@ -299,9 +297,9 @@ class Bot:
         )  # fmt: skip
         for order in self.blotter.unresolved():
             await self._settle_unresolved(order)
-        if isinstance(self.broker, PaperBroker):
-            for order in self.blotter.open_orders():  # resting paper orders died with the process
-                await self._log(order.request(), OrderEventType.CANCELLED, reason="paper_restart")
+        open_orders = [(o.client_order_id, o.exchange_order_id) for o in self.blotter.open_orders()]
+        for update in await self.broker.lost_on_restart(open_orders):  # paper: resting orders
+            await self._record(self.blotter.orders[update.client_order_id].request(), update)
         self._update_gauges()
         self.recovered = True
 
@@ -358,8 +356,7 @@ class Bot:
         self.books[product] = (tick.bid, tick.ask)
         self.last_tick_at[product] = max(tick.at, self.last_tick_at.get(product, 0.0))
         self.blotter.portfolio.mark(product, (tick.bid + tick.ask) / 2)
-        if isinstance(self.broker, PaperBroker):
-            self.broker.on_tick(product, tick.bid, tick.ask, tick.time)
+        self.broker.on_tick(product, tick.bid, tick.ask, tick.time)
 
     def bad_input(self, source: str, exc: BadInput, where: str = "") -> None:
         """Count a refused record; log the first of each (source, reason) with its detail."""
@@ -443,7 +440,7 @@ class Bot:
                      signal.signal_id, "reason": reason, "detail": detail})  # fmt: skip
             await self._log(base, OrderEventType.REJECTED, reason=reason, detail=detail)
             return
-        if at_close is not None and isinstance(self.broker, PaperBroker):
+        if at_close is not None:
             self.broker.on_tick(product, at_close.bid, at_close.ask, format_time(at_close.time_us))
         self._in_flight.add(coid)
         try:
@@ -579,8 +576,6 @@ class Bot:
     async def _poll_open_orders(self) -> None:
         open_orders = [o for o in self.blotter.open_orders() if not o.unresolved]
         pairs = [(o.client_order_id, o.exchange_order_id) for o in open_orders]
-        if not pairs and not isinstance(self.broker, PaperBroker):
-            return
         for update in await self.broker.poll(pairs):
             order = self.blotter.orders.get(update.client_order_id)
             if order is not None and not order.terminal:

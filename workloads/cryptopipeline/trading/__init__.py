@@ -1,7 +1,8 @@
 """The trading domain: orders and their lifecycle records, the one BUY/SELL `Side`, portfolio
-and PnL, risk limits, sizing, and the trading policy as configuration (`TradingSettings`).
+and PnL, risk limits, sizing, order planning and event folding, and the paper broker.
 
-Pure code (no Kafka, network or asyncio): the bot, its tests and any backtest share every line.
+Pure code (no Kafka, network or event loop): the bot, its tests and any backtest share every
+line. The bot adds only I/O around it: Kafka, the ops API, Coinbase's REST.
 """
 
 from cryptopipeline.trading.blotter import Blotter, TrackedOrder
@@ -17,6 +18,7 @@ from cryptopipeline.trading.orders import (
     Side,
     client_order_id_for,
 )
+from cryptopipeline.trading.paper import PaperBroker
 from cryptopipeline.trading.portfolio import Portfolio, Position
 from cryptopipeline.trading.risk import Rejection, RejectReason, RiskEngine, RiskLimits
 from cryptopipeline.trading.settings import TradingSettings
@@ -32,6 +34,7 @@ __all__ = [
     "OrderSide",
     "OrderStatus",
     "OrderType",
+    "PaperBroker",
     "Portfolio",
     "Position",
     "ProductIncrements",
