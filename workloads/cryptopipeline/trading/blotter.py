@@ -91,6 +91,12 @@ class Blotter:
         else:
             self._open.pop(order.client_order_id, None)
 
+    def decided(self, client_order_id: str) -> bool:
+        """The order went past `received`: its signal was decided before (a redelivered or
+        replayed signal must not be decided again)."""
+        order = self.orders.get(client_order_id)
+        return order is not None and order.state is not OrderEventType.RECEIVED
+
     def open_orders(self) -> list[TrackedOrder]:
         return list(self._open.values())
 
