@@ -100,7 +100,7 @@ async def test_paper_bot_end_to_end_recovery_and_kill_switch(kafka_settings: Kaf
         tasks.create_task(bot.run(stop))
         await until(lambda: bot.consuming)
         await produce(kafka_settings, names.raw, [("BTC-USD", orjson.dumps(tick))])
-        await until(lambda: "BTC-USD" in bot.books)
+        await until(lambda: "BTC-USD" in bot.market.books)
         buy, again, sell = signal(1), signal(1), signal(2, Action.SELL)
         await produce(
             kafka_settings, names.trade_signals, [encoded(buy), encoded(again), encoded(sell)]
@@ -170,7 +170,7 @@ async def test_rejections_are_logged_with_their_reason(kafka_settings: KafkaSett
                   tick | {"best_bid": None, "price": "NaN"}]  # fmt: skip
         await produce(kafka_settings, names.raw,
                       [("BTC-USD", orjson.dumps(t)) for t in [*forged, tick]])  # fmt: skip
-        await until(lambda: "BTC-USD" in bot.books)  # read past the forged ones, still running
+        await until(lambda: "BTC-USD" in bot.market.books)  # read past the forged ones: running
         assert bot.metrics.bad_input.labels("tick", "bad_decimal")._value.get() == 3
         big = signal(21)
         await produce(kafka_settings, names.trade_signals, [encoded(big)])
@@ -464,7 +464,7 @@ async def test_forged_order_records_are_skipped_and_counted_at_recovery(
         await until(lambda: first.consuming)
         tick = ticker("BTC-USD", Decimal("60000.00"), Decimal("60000.10"))
         await produce(kafka_settings, names.raw, [("BTC-USD", orjson.dumps(tick))])
-        await until(lambda: "BTC-USD" in first.books)
+        await until(lambda: "BTC-USD" in first.market.books)
         good = signal(400)
         await produce(kafka_settings, names.trade_signals, [encoded(good)])
         good_id = client_order_id_for(good.signal_id)

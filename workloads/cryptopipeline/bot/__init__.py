@@ -1,8 +1,8 @@
 """The trading bot: signals -> risk -> sizing -> broker (paper or Coinbase Advanced Trade),
 with every order event in `btc_usd_orders` and positions rebuilt from it after a crash.
 
-`PaperBroker` is the trading package's (a simulated venue, shared with the backtest),
-re-exported here.
+The I/O around the `trading` domain (which decides, folds and simulates paper fills): Kafka in
+and out, the ops API, the broker protocol and Coinbase's REST. `PaperBroker` is re-exported.
 """
 
 from cryptopipeline.bot._broker import Broker, BrokerUnavailable

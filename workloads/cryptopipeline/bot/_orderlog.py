@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
@@ -14,6 +15,11 @@ from cryptopipeline.core import KafkaSettings
 from cryptopipeline.trading import OrderEvent
 
 log = logging.getLogger(__name__)
+
+
+def now_text() -> str:
+    """The wall-clock time of a record the bot writes (RFC 3339, microseconds, UTC)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class OrderLog:
