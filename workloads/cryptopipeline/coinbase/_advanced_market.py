@@ -8,7 +8,7 @@ accepted and the recorded form is written:
 
 - every message is `{"channel", "client_id", "timestamp", "sequence_num", "events": [...]}`;
   the documented examples carry `"client_id": ""`, the recorded frames omit it;
-  `timestamp` has nanoseconds; `sequence_num` counts the messages of one connection,
+  `timestamp` has nanoseconds (trailing zeros trimmed); `sequence_num` counts the messages of one connection,
   across all its channels, from 0.
 - `market_trades` events are `{"type": "snapshot" | "update", "trades": [...]}`; a trade is
   `{"product_id", "trade_id", "price", "size", "time", "side"}`, every value a string,
@@ -191,10 +191,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def format_timestamp_ns(ns: int) -> str:
-    """An envelope `timestamp`: RFC 3339 UTC with nine fractional digits."""
+    """An envelope `timestamp`: Go's RFC3339Nano in UTC, nanoseconds with trailing zeros
+    trimmed (`...52.85643877Z` is recorded)."""
     seconds, fraction = divmod(ns, 1_000_000_000)
     whole = (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{whole}.{fraction:09d}Z"
+    return trim_time(f"{whole}.{fraction:09d}Z")
 
 
 def format_go_time(at_us: int, monotonic_s: float) -> str:
