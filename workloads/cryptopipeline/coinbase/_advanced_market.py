@@ -8,8 +8,8 @@ accepted and the recorded form is written:
 
 - every message is `{"channel", "client_id", "timestamp", "sequence_num", "events": [...]}`;
   the documented examples carry `"client_id": ""`, the recorded frames omit it;
-  `timestamp` has nanoseconds (trailing zeros trimmed); `sequence_num` counts the messages of one connection,
-  across all its channels, from 0.
+  `timestamp` has nanoseconds (trailing zeros trimmed); `sequence_num` counts the messages
+  of one connection, across all its channels, from 0.
 - `market_trades` events are `{"type": "snapshot" | "update", "trades": [...]}`; a trade is
   `{"product_id", "trade_id", "price", "size", "time", "side"}`, every value a string,
   `side` upper case `BUY`/`SELL`, newest trade first. `side` is the **maker's** side: in the
