@@ -147,8 +147,8 @@ async def run(config: SimConfig) -> None:
     async with SimServer(config) as sim:
         source = f"replay {config.replay}" if config.replay else "synthetic"
         log.info(
-            f"coinbase-sim serving {source} market: feed {sim.ws_url} advanced-trade "
-            f"{sim.advanced_ws_url} rest {sim.http_url}"
+            f"coinbase-sim serving {source} market: feed {sim.ws_url} rest {sim.http_url} "
+            f"advanced-trade {sim.advanced_ws_url}"
             + (f" trade {sim.trade_url}" if sim.trade_url else "")
             + (f" ca {sim.ca_file}" if sim.ca_file else ""),
             extra={
