@@ -24,12 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptopipeline.bot._broker import Broker, BrokerUnavailable
 from cryptopipeline.bot._coinbase import AdvancedTradeClient, AuthenticationFailed, CoinbaseBroker
 from cryptopipeline.bot._inputs import BadInput, decode_signal, decode_tick
-from cryptopipeline.bot._killswitch import (
-    KILL_SWITCH_KEY,
-    KillSwitchRecord,
-    kill_switch_topic_spec,
-    read_kill_switch,
-)
+from cryptopipeline.bot._killswitch import KILL_SWITCH_KEY, kill_switch_topic_spec, read_kill_switch
 from cryptopipeline.bot._metrics import BotMetrics
 from cryptopipeline.bot._orderlog import OrderLog, read_order_log
 from cryptopipeline.bot._paper import PaperBroker
@@ -38,8 +33,8 @@ from cryptopipeline.coinbase import format_time
 from cryptopipeline.coinbase._time import parse_time, to_micros
 from cryptopipeline.core import ensure_topics
 from cryptopipeline.core.ops import OpsRequest, OpsServer
-from cryptopipeline.core.records import Action, TradeSignal
 from cryptopipeline.market import Heartbeat, Tick, epoch_us, parse_event
+from cryptopipeline.records import Action, KillSwitchRecord, TradeSignal
 from cryptopipeline.trading import (
     Blotter,
     BrokerUpdate,
@@ -53,7 +48,7 @@ from cryptopipeline.trading import (
     client_order_id_for,
 )
 from cryptopipeline.trading.books import BookAt, BookHistory
-from cryptopipeline.trading.orders import order_event
+from cryptopipeline.trading.orders import fill_of, order_event
 from cryptopipeline.trading.planning import PlanRejection, outcome_events, plan_order
 
 log = logging.getLogger(__name__)
@@ -285,7 +280,7 @@ class Bot:
         )  # fmt: skip
         for event in events:
             self.blotter.apply(event)
-            fill = event.to_fill()
+            fill = fill_of(event)
             if fill is not None:
                 self.risk.note_fill(event.product_id, _event_seconds(event.time))
         log.info(

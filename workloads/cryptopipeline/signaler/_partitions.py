@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
-from cryptopipeline.core.records import TradeSignal
+from cryptopipeline.records import TradeSignal
 from cryptopipeline.signaler._engine import PartitionEngine
 from cryptopipeline.signaler._metrics import SignalerMetrics
 from cryptopipeline.signaler._settings import SignalerSettings

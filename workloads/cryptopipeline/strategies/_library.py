@@ -12,10 +12,10 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cryptopipeline.core.records import Action
 from cryptopipeline.indicators import BollingerBands, Ema, Macd, Rsi, Sma
 from cryptopipeline.indicators._state import Stateful
 from cryptopipeline.market import Candle
+from cryptopipeline.records import Action
 from cryptopipeline.strategies._signal import Decision, decide
 
 _NOISE = 1e-12

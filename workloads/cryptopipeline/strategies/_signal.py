@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from cryptopipeline.coinbase import format_time
-from cryptopipeline.core.records import Action, CandleWindow, TradeSignal
 from cryptopipeline.market import Candle
+from cryptopipeline.records import Action, CandleWindow, TradeSignal
 
 Parameters = Mapping[str, float | int | str]
 
