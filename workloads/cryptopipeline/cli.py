@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from cryptopipeline import indicators_cli, watch_cli
 from cryptopipeline.backtest import cli as backtest_cli
-from cryptopipeline.core import PipelineSettings, configure_logging, ensure_topics
+from cryptopipeline.core import PipelineSettings, configure_logging
+from cryptopipeline.core.kafka import ensure_topics
 from cryptopipeline.ksql import cli as ksql_cli
 from cryptopipeline.localkafka import BrokerError, LocalKafka, fetch_kafka
 from cryptopipeline.localrun import LocalRunOptions, run_local

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptopipeline.bot._settings import BotSettings
-from cryptopipeline.core import PipelineSettings, ensure_topics
-from cryptopipeline.core.kafka import wait_for_coordinators
+from cryptopipeline.core import PipelineSettings
+from cryptopipeline.core.kafka import ensure_topics, wait_for_coordinators
 from cryptopipeline.localkafka import LocalKafka
 from cryptopipeline.signaler._settings import SignalerOptions
 

@@ -31,7 +31,7 @@ from cryptopipeline.bot._paper import PaperBroker
 from cryptopipeline.bot._settings import BotSettings
 from cryptopipeline.coinbase import format_time
 from cryptopipeline.coinbase._time import parse_time, to_micros
-from cryptopipeline.core import ensure_topics
+from cryptopipeline.core.kafka import ensure_topics, new_consumer, partitions_of
 from cryptopipeline.core.ops import OpsRequest, OpsServer
 from cryptopipeline.market import Heartbeat, Tick, epoch_us, parse_event
 from cryptopipeline.records import Action, KillSwitchRecord, TradeSignal
@@ -258,15 +258,11 @@ class Bot:
                     await close()
 
     def _consumer(self, *, group: bool) -> AIOKafkaConsumer:
-        kafka = self.settings.kafka
-        return AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers,
-            client_id=f"{kafka.client_id}-bot",
+        return new_consumer(
+            self.settings.kafka, "bot",
             group_id=self.settings.consumer_group if group else None,
-            enable_auto_commit=False,
             auto_offset_reset="earliest" if group else "latest",
-            isolation_level="read_committed",
-        )
+        )  # fmt: skip
 
     async def recover(self) -> None:
         """Rebuild the blotter from the order log; settle orders submitted without outcome.
@@ -318,8 +314,7 @@ class Bot:
 
     async def _seek_last_ticks(self, consumer: AIOKafkaConsumer) -> None:
         topic = self.settings.topics.raw
-        await consumer._client.force_metadata_update()  # as the ingestor's recovery does
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        partitions = await partitions_of(consumer, topic)
         if not partitions:
             consumer.subscribe([topic])
             return

@@ -2,7 +2,8 @@
 
 Every program composes these into its own `BaseSettings` class; environment variables
 use the `CRYPTOPIPELINE_` prefix and `__` for nesting, e.g.
-`CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS=kafka:9092`.
+`CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS=kafka:9092`. Pure configuration (pydantic only):
+the operator reads its defaults too, and nothing here talks to Kafka (`core.kafka` does).
 """
 
 from __future__ import annotations
@@ -10,10 +11,27 @@ from __future__ import annotations
 import sys
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cryptopipeline.core.kafka import KafkaSettings, TopicSpec
+
+class KafkaSettings(BaseModel):
+    """Where Kafka is and how clients identify themselves."""
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Comma-separated host:port list."
+    )
+    client_id: str = "cryptopipeline"
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {server.strip()!r}")
+        return value
 
 
 class TopicNames(BaseModel):
@@ -31,6 +49,21 @@ class TopicDefaults(BaseModel):
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
+
+
+class TopicSpec(BaseModel):
+    """A topic and the settings it is created with."""
+
+    name: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    retention_ms: int = Field(
+        default=7 * 24 * 3600 * 1000, ge=-1, description="-1 keeps records forever."
+    )
+    extra_config: dict[str, str] = Field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms), **self.extra_config}
 
 
 class PipelineSettings(BaseSettings):
