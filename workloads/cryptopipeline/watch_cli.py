@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cryptopipeline.core import PipelineSettings
 from cryptopipeline.core.kafka import new_consumer
+from cryptopipeline.core.settings import OPS_PORTS
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,9 @@ def _render(record: Any) -> str:
 def add_parsers(commands: Any) -> None:
     status_parser = commands.add_parser("status", help="health, rates and lag of each part")
     status_parser.add_argument("--host", default="127.0.0.1")
-    status_parser.add_argument("--ingestor-port", type=int, default=9101)
-    status_parser.add_argument("--signaler-port", type=int, default=9102)
-    status_parser.add_argument("--bot-port", type=int, default=9103)
+    status_parser.add_argument("--ingestor-port", type=int, default=OPS_PORTS["ingestor"])
+    status_parser.add_argument("--signaler-port", type=int, default=OPS_PORTS["signaler"])
+    status_parser.add_argument("--bot-port", type=int, default=OPS_PORTS["bot"])
     status_parser.add_argument(
         "--interval", type=float, default=2.0, help="seconds between samples"
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from cryptopipeline.core.logs import configure_logging
 from cryptopipeline.core.settings import (
     KafkaSettings,
+    OpsSettings,
     PipelineSettings,
     TopicDefaults,
     TopicNames,
@@ -28,6 +29,7 @@ _FROM_KAFKA = frozenset({"ensure_topics", "wait_for_coordinators"})
 
 __all__ = [
     "KafkaSettings",
+    "OpsSettings",
     "PipelineSettings",
     "TopicDefaults",
     "TopicNames",

@@ -1,4 +1,5 @@
-"""Pipeline-wide settings: Kafka, topic names and the settings topics are created with.
+"""Pipeline-wide settings: Kafka, topic names and the settings topics are created with, and
+where each workload serves its ops endpoints. Each of these facts is written here once.
 
 Every program composes these into its own `BaseSettings` class; environment variables
 use the `CRYPTOPIPELINE_` prefix and `__` for nesting, e.g.
@@ -9,10 +10,28 @@ the operator reads its defaults too, and nothing here talks to Kafka (`core.kafk
 from __future__ import annotations
 
 import sys
-from typing import Literal, TypeVar
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, Final, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+OPS_PORTS: Final[Mapping[str, int]] = MappingProxyType(
+    {"ingestor": 9101, "signaler": 9102, "bot": 9103}
+)
+"""Each workload's default ops port (/healthz, /readyz, /metrics): its settings, the local
+runner, `cryptopipeline status` and the operator's manifests all read it from here."""
+
+
+class OpsSettings(BaseModel):
+    """Where a workload serves its ops endpoints (`core.ops.OpsServer`). A workload's own
+    subclass sets its default port from `OPS_PORTS`; `port=0` picks a free one."""
+
+    host: str = "0.0.0.0"  # probed by the kubelet
+    port: Port = 0
 
 
 class KafkaSettings(BaseModel):
@@ -50,15 +69,30 @@ class TopicDefaults(BaseModel):
     replication_factor: int = Field(default=1, ge=1)
     retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
 
+    def spec(self, name: str) -> TopicSpec:
+        """The topic `name` with these partitions, replication factor and retention."""
+        return TopicSpec(
+            name=name,
+            partitions=self.partitions,
+            replication_factor=self.replication_factor,
+            retention_ms=self.retention_ms,
+        )
+
+
+DEFAULT_TOPICS: Final = TopicNames()
+"""The default topic names (the CRD's defaults repeat them; a test compares the two)."""
+DEFAULT_TOPIC_SETTINGS: Final = TopicDefaults()
+"""The default partitions, replication factor and retention (the CRD's, likewise)."""
+
 
 class TopicSpec(BaseModel):
     """A topic and the settings it is created with."""
 
     name: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
-    partitions: int = Field(default=3, ge=1)
-    replication_factor: int = Field(default=1, ge=1)
+    partitions: int = Field(default=DEFAULT_TOPIC_SETTINGS.partitions, ge=1)
+    replication_factor: int = Field(default=DEFAULT_TOPIC_SETTINGS.replication_factor, ge=1)
     retention_ms: int = Field(
-        default=7 * 24 * 3600 * 1000, ge=-1, description="-1 keeps records forever."
+        default=DEFAULT_TOPIC_SETTINGS.retention_ms, ge=-1, description="-1 keeps records forever."
     )
     extra_config: dict[str, str] = Field(default_factory=dict)
 
@@ -79,16 +113,8 @@ class PipelineSettings(BaseSettings):
 
     def topic_specs(self) -> list[TopicSpec]:
         """Every pipeline topic, with the configured partitions, replication and retention."""
-        defaults = self.topic_defaults
-        return [
-            TopicSpec(
-                name=name,
-                partitions=defaults.partitions,
-                replication_factor=defaults.replication_factor,
-                retention_ms=defaults.retention_ms,
-            )
-            for name in dict.fromkeys(self.topics.model_dump().values())
-        ]
+        names = dict.fromkeys(self.topics.model_dump().values())
+        return [self.topic_defaults.spec(name) for name in names]
 
 
 class ServiceSettings(PipelineSettings):

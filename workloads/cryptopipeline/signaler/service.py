@@ -72,12 +72,7 @@ class Signaler:
         ]  # fmt: skip
         return [
             *specs,
-            TopicSpec(
-                name=options.dead_letter_topic,
-                partitions=defaults.partitions,
-                replication_factor=defaults.replication_factor,
-                retention_ms=defaults.retention_ms,
-            ),
+            defaults.spec(options.dead_letter_topic),
             TopicSpec(
                 name=options.state_topic,
                 partitions=1,
