@@ -95,6 +95,7 @@ class Ingestor:
         if "matches" in settings.exchange.channels:
             families.append(Family.MATCH)
         self._keys: list[Key] = [(p, f) for p in settings.exchange.products for f in families]
+        self._families = families
         self._products = list(settings.exchange.products)
         self._sequencers: dict[Key, TradeSequencer[_Pending]] = {}
         self._gap_signals: dict[Key, asyncio.Event] = {}
@@ -375,9 +376,9 @@ class Ingestor:
         self._last_heartbeat_trade[product] = max(
             frame.last_trade_id, self._last_heartbeat_trade.get(product, -1)
         )
-        for key in self._keys:
-            sequencer = self._sequencers[key]
-            if key[0] == product and sequencer.gap_to(frame.last_trade_id) is not None:
+        for family in self._families:  # this product's keys only: every key, per heartbeat,
+            key = (product, family)  # cost O(products^2) a second
+            if self._sequencers[key].gap_to(frame.last_trade_id) is not None:
                 self._gap_signals[key].set()
         if frame.time_us <= self._last_heartbeat_us.get(product, -1):
             return  # the same heartbeat from another socket, or an older one
