@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from cryptopipeline.core.kafka import new_consumer, partitions_of, read_ranges
+from cryptopipeline.core.kafka import assign_to_end, new_consumer, partitions_of, read_ranges
 from cryptopipeline.localkafka._broker import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -336,10 +336,8 @@ async def _read(bootstrap: str, topic: str, within: float) -> TopicContents:
     try:
         tps = await partitions_of(consumer, topic)
         assert tps, f"topic {topic} has no partitions"
-        consumer.assign(tps)
-        starts = await consumer.beginning_offsets(tps)
-        ends = await consumer.end_offsets(tps)
-        ranges = [(tp, starts[tp], ends[tp]) for tp in tps]
+        ranges = await assign_to_end(consumer, tps)
+        ends = {tp: stop for tp, _, stop in ranges}
         try:
             async with asyncio.timeout(within):
                 async for record in read_ranges(consumer, ranges):

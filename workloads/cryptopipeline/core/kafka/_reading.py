@@ -57,6 +57,16 @@ async def read_ranges(
                 yield record
 
 
+async def assign_to_end(
+    consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition]
+) -> list[OffsetRange]:
+    """Assign `tps` to the consumer; each one's range from its start to its end as of now."""
+    consumer.assign(list(tps))
+    starts = await consumer.beginning_offsets(tps)
+    ends = await consumer.end_offsets(tps)
+    return [(tp, starts[tp], ends[tp]) for tp in tps]
+
+
 async def read_to_end(kafka: Kafka, topic: str, role: str, *, retry: Retry = ONCE) -> list[Record]:
     """Every committed record of `topic`, from each partition's start to its end as of the
     call, partition after partition, each in log order; [] when the topic has no partitions
@@ -67,9 +77,6 @@ async def read_to_end(kafka: Kafka, topic: str, role: str, *, retry: Retry = ONC
         tps = await partitions_of(consumer, topic, retry=retry)
         if not tps:
             return []
-        consumer.assign(tps)
-        starts = await consumer.beginning_offsets(tps)
-        ends = await consumer.end_offsets(tps)
-        return [r async for r in read_ranges(consumer, [(tp, starts[tp], ends[tp]) for tp in tps])]
+        return [r async for r in read_ranges(consumer, await assign_to_end(consumer, tps))]
     finally:
         await consumer.stop()
