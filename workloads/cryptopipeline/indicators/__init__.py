@@ -3,6 +3,9 @@
 SMA, EMA, RSI, MACD, Bollinger Bands, ATR and VWAP; `None` until warmed up; snapshot/restore.
 """
 
-from cryptopipeline.indicators._moving import Atr, BollingerBands, Ema, Macd, Rsi, Sma, Vwap
+from cryptopipeline.indicators._averages import Ema, Sma
+from cryptopipeline.indicators._momentum import Macd, Rsi
+from cryptopipeline.indicators._volatility import Atr, BollingerBands
+from cryptopipeline.indicators._volume import Vwap
 
 __all__ = ["Atr", "BollingerBands", "Ema", "Macd", "Rsi", "Sma", "Vwap"]
