@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cryptopipeline.indicators._state import Stateful
-from cryptopipeline.indicators._sums import neumaier_add
+from cryptopipeline.indicators._sums import slide
 
 
 def check_period(name: str, period: int) -> int:
@@ -34,18 +34,16 @@ class Sma(Stateful):
         window = self._window
         index = self._index
         period = self.period
-        total, comp = neumaier_add(self._sum, self._comp, x)
-        if self._count < period:
-            self._count += 1
-        else:
-            total, comp = neumaier_add(total, comp, -window[index])
+        total, comp = slide(self._sum, self._comp, x, window[index])
         self._sum = total
         self._comp = comp
         window[index] = x
         index += 1
         self._index = 0 if index == period else index
         if self._count < period:
-            return None
+            self._count += 1
+            if self._count < period:
+                return None
         value = (total + comp) / period
         self.value = value
         return value

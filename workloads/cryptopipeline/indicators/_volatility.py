@@ -6,7 +6,7 @@ import math
 
 from cryptopipeline.indicators._averages import check_period
 from cryptopipeline.indicators._state import Stateful
-from cryptopipeline.indicators._sums import neumaier_add
+from cryptopipeline.indicators._sums import slide
 
 
 class BollingerBands(Stateful):
@@ -56,22 +56,18 @@ class BollingerBands(Stateful):
         index = self._index
         last = window[index - 1]
         self._run = self._run + 1 if (self._count and x == last) else 1
-        x2 = x * x
-        total, comp = neumaier_add(self._sum, self._comp, x)
-        total2, comp2 = neumaier_add(self._sum2, self._comp2, x2)
-        if self._count < period:
-            self._count += 1
-        else:
-            old = window[index]
-            total, comp = neumaier_add(total, comp, -old)
-            total2, comp2 = neumaier_add(total2, comp2, -(old * old))
+        old = window[index]  # 0.0 while the window fills
+        total, comp = slide(self._sum, self._comp, x, old)
+        total2, comp2 = slide(self._sum2, self._comp2, x * x, old * old)
         self._sum, self._comp = total, comp
         self._sum2, self._comp2 = total2, comp2
         window[index] = x
         index += 1
         self._index = 0 if index == period else index
         if self._count < period:
-            return None
+            self._count += 1
+            if self._count < period:
+                return None
         if self._run >= period:
             middle = x
             stddev = 0.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cryptopipeline.indicators._state import Stateful
-from cryptopipeline.indicators._sums import neumaier_add
+from cryptopipeline.indicators._sums import slide
 
 
 class Vwap(Stateful):
@@ -42,25 +42,23 @@ class Vwap(Stateful):
 
     def update(self, price: float, volume: float) -> float | None:
         pv = price * volume
-        notional, notional_comp = neumaier_add(self._pv, self._pv_comp, pv)
-        total, comp = neumaier_add(self._vol, self._vol_comp, volume)
         period = self.period
         if period:
             index = self._index
-            if self._count < period:
-                self._count += 1
-            else:
-                notional, notional_comp = neumaier_add(
-                    notional, notional_comp, -self._notional[index]
-                )
-                total, comp = neumaier_add(total, comp, -self._volumes[index])
+            notional, notional_comp = slide(self._pv, self._pv_comp, pv, self._notional[index])
+            total, comp = slide(self._vol, self._vol_comp, volume, self._volumes[index])
             self._notional[index] = pv
             self._volumes[index] = volume
             self._index = 0 if index + 1 == period else index + 1
+        else:
+            notional, notional_comp = slide(self._pv, self._pv_comp, pv, 0.0)
+            total, comp = slide(self._vol, self._vol_comp, volume, 0.0)
         self._pv, self._pv_comp = notional, notional_comp
         self._vol, self._vol_comp = total, comp
-        if period and self._count < period:
-            return None
+        if self._count < period:
+            self._count += 1
+            if self._count < period:
+                return None
         volume_total = total + comp
         value = (notional + notional_comp) / volume_total if volume_total > 0.0 else None
         self.value = value
