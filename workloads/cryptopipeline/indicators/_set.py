@@ -83,7 +83,8 @@ class IndicatorSet:
             self.series = series = (candle.product_id, candle.interval_s)
         elif candle.product_id != series[0] or candle.interval_s != series[1]:
             raise ValueError(
-                f"follows {series[0]}/{series[1]}s, not {candle.product_id}/{candle.interval_s}s"
+                f"these indicators follow {series[0]}/{series[1]}s, "
+                f"not {candle.product_id}/{candle.interval_s}s"
             )
         start = candle.start_us
         if start <= self.last_start_us:
