@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import ssl
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,19 @@ def test_bad_configuration_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "rate" in capsys.readouterr().err
     assert main(["--drop-rate", "3"]) == 2
     assert main(["--products", "btc"]) == 2
+    assert main(["--rates", "SOL-USD=5"]) == 2  # not one of the products
+    assert "SOL-USD is not one of the products" in capsys.readouterr().err
+    assert main(["--rates", "BTC-USD=0"]) == 2
+    assert main(["--rates", "BTC-USD"]) == 2
+
+
+def test_per_product_rates_from_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    config, _ = config_from_args(["--products", "P001-USD,P002-USD,P003-USD", "--rate", "0.2",
+                                  "--rates", "P001-USD=100, P002-USD=2.5"])  # fmt: skip
+    assert config.rates == {"P001-USD": 100.0, "P002-USD": 2.5}
+    assert [config.rate_of(p) for p in config.products] == [100.0, 2.5, 0.2]
+    monkeypatch.setenv("COINBASE_SIM_RATES", "ETH-USD=40")
+    assert config_from_args([])[0].rate_of("ETH-USD") == 40
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
@@ -100,3 +114,34 @@ async def test_program_logs_urls_and_stops_cleanly(stop: signal.Signals, tmp_pat
         "size",
         "side",
     }
+
+
+async def test_tls_prints_the_ca_and_serves_wss(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cryptopipeline.sim.cli", "--port", "0", "--tls",
+        "--tls-dir", str(tmp_path), "--rate", "50",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        async with asyncio.timeout(20):
+            printed = (await process.stdout.readline()).decode()
+            assert printed == f"coinbase-sim CA: {tmp_path / 'ca.pem'}\n"
+            line = (await process.stderr.readline()).decode()
+            while "coinbase-sim serving" not in line:
+                line = (await process.stderr.readline()).decode()
+            found = re.search(r"advanced-trade (wss://\S+)", line)
+            assert found, line
+            context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+            async with connect(found.group(1), ssl=context) as ws:
+                await ws.send(
+                    '{"type":"subscribe","product_ids":["BTC-USD"],"channel":"heartbeats"}'
+                )
+                assert orjson.loads(await ws.recv())["channel"] == "subscriptions"
+            process.send_signal(signal.SIGTERM)
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert (tmp_path / "ca.pem").exists()  # --tls-dir keeps what it made

@@ -79,6 +79,8 @@ class RawPublisher:
         self.failed = asyncio.Event()
         self.failure: BaseException | None = None
         metrics.buffer_capacity.set(max_buffered)
+        # read when scraped, not set twice per record on the hot path
+        metrics.buffered_records.set_function(lambda: self._buffered)
 
     async def start(self) -> None:
         await self._producer.start()
@@ -95,7 +97,6 @@ class RawPublisher:
         """Append one record; waits while the buffer is full (the reader then stops reading)."""
         await self._capacity.acquire()
         self._buffered += 1
-        self._metrics.buffered_records.set(self._buffered)
         try:
             delivery = await self._producer.send(
                 record.topic,
@@ -116,7 +117,6 @@ class RawPublisher:
 
     def _settle(self) -> None:
         self._buffered -= 1
-        self._metrics.buffered_records.set(self._buffered)
         self._capacity.release()
 
     def _acked(self, future: asyncio.Future[object], record: OutRecord) -> None:

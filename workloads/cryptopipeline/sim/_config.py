@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cryptopipeline.sim._faults import FaultPlan
@@ -25,6 +25,9 @@ class SimConfig(BaseSettings):
     """Comma-separated in env vars and flags: `BTC-USD,ETH-USD`."""
     seed: int = 1
     rate: float = Field(default=5.0, gt=0, description="synthetic trades per second per product")
+    rates: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    """Per-product rates overriding `rate` (a market where a few products are busy and most
+    are quiet); `BTC-USD=80,ETH-USD=40` in env vars and flags."""
     speed: float = Field(
         default=1.0, ge=0, description="event-time speed-up; 0 = as fast as consumers"
     )
@@ -57,6 +60,19 @@ class SimConfig(BaseSettings):
     trade_keys: Path | None = Field(
         default=None, description='JSON {"key name": "EC public key PEM"} the order API accepts'
     )
+    advanced_auth: Literal["optional", "required"] = Field(
+        default="optional",
+        description="Advanced Trade feed: JWT needed for private channels only, or for all",
+    )
+    tls: bool = Field(default=False, description="serve wss:// and https:// (both ports)")
+    tls_cert: Path | None = Field(default=None, description="server certificate PEM (with --tls)")
+    tls_key: Path | None = Field(default=None, description="its private key PEM")
+    tls_ca: Path | None = Field(
+        default=None, description="the CA clients should trust (default: the certificate)"
+    )
+    tls_dir: Path | None = Field(
+        default=None, description="where a generated certificate goes (default: a temp dir)"
+    )
     trade_cash: Decimal = Field(default=Decimal("100000"), ge=0, description="starting USD")
     trade_taker_fee_bps: Decimal = Field(default=Decimal("60"), ge=0)
     trade_maker_fee_bps: Decimal = Field(default=Decimal("40"), ge=0)
@@ -77,6 +93,30 @@ class SimConfig(BaseSettings):
             product_spec(product)
         return value
 
+    @field_validator("rates", mode="before")
+    @classmethod
+    def _split_rates(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+            for product, sep, _ in pairs:
+                if not sep:
+                    raise ValueError(f"a rate is PRODUCT=TRADES_PER_S, got {product.strip()!r}")
+            return {product.strip(): rate.strip() for product, _, rate in pairs}
+        return value
+
+    @model_validator(mode="after")
+    def _rates_of_listed_products(self) -> SimConfig:
+        for product, rate in self.rates.items():
+            if product not in self.products:
+                raise ValueError(f"rates: {product} is not one of the products")
+            if not rate > 0:  # also refuses NaN
+                raise ValueError(f"rates: {product} needs a positive rate, got {rate}")
+        return self
+
+    def rate_of(self, product_id: str) -> float:
+        """Synthetic trades per second of one product: its own rate, else `rate`."""
+        return self.rates.get(product_id, self.rate)
+
     @field_validator("speed", mode="before")
     @classmethod
     def _max_speed(cls, value: object) -> object:
@@ -88,6 +128,14 @@ class SimConfig(BaseSettings):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> SimConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key are given together")
+        if self.tls_cert is not None and not self.tls:
+            raise ValueError("tls_cert needs tls")
+        return self
 
     @property
     def paced(self) -> bool:
