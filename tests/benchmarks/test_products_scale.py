@@ -30,6 +30,7 @@ Asserted, correctness only:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -47,7 +48,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from ingestor_harness import (
     MachineCpu,
     cpu_seconds,
@@ -57,6 +57,7 @@ from ingestor_harness import (
     simulator,
 )
 
+from cryptopipeline.core.kafka import assign_to_end, new_consumer, partitions_of, read_ranges
 from cryptopipeline.localkafka._broker import free_port
 from cryptopipeline.signaler._engine import PartitionEngine
 from cryptopipeline.signaler._settings import SignalerSettings
@@ -181,26 +182,23 @@ class CpuReading:
 
 async def _partitions(bootstrap: str, topic: str, committed: bool) -> dict[int, list[Any]]:
     """Every record of `topic`, per partition in log order."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = new_consumer(
+        bootstrap, "bench", max_partition_fetch_bytes=8 << 20,
         isolation_level="read_committed" if committed else "read_uncommitted",
-        max_partition_fetch_bytes=8 << 20,
     )  # fmt: skip
     await consumer.start()
     out: dict[int, list[Any]] = {}
     try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = await partitions_of(consumer, topic)
         assert tps, f"topic {topic} has no partitions"
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
+        ranges = await assign_to_end(consumer, tps)
         out = {tp.partition: [] for tp in tps}
-        deadline = time.monotonic() + 180
-        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            assert time.monotonic() < deadline, f"{topic} not read to its end in 180 s"
-            for tp, records in (await consumer.getmany(timeout_ms=500, max_records=20_000)).items():
-                out[tp.partition].extend(records)
+        try:
+            async with asyncio.timeout(180):
+                async for record in read_ranges(consumer, ranges, max_records=20_000):
+                    out[record.partition].append(record)
+        except TimeoutError:
+            raise AssertionError(f"{topic} not read to its end in 180 s") from None
     finally:
         await consumer.stop()
     return out
@@ -211,11 +209,10 @@ def read_partitions(bootstrap: str, topic: str, committed: bool = False) -> dict
 
 
 async def _end_offsets(bootstrap: str, topic: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = new_consumer(bootstrap, "bench", isolation_level="read_uncommitted")
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        tps = await partitions_of(consumer, topic)
         return sum((await consumer.end_offsets(tps)).values())
     finally:
         await consumer.stop()

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cryptopipeline.core.records import TradeSignal
 from cryptopipeline.market import (
     Candle,
     CandleAggregator,
@@ -16,6 +15,7 @@ from cryptopipeline.market import (
     Rejected,
     parse_event,
 )
+from cryptopipeline.records import TradeSignal
 from cryptopipeline.strategies import StrategyConfig, StrategySet, to_record
 
 _IGNORED = frozenset({"unknown_type"})  # e.g. `match` records when matches are ingested too

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from cryptopipeline.core.records import Action
 from cryptopipeline.indicators import Indicator, IndicatorSet
 from cryptopipeline.market import Candle
+from cryptopipeline.records import Action
 from cryptopipeline.strategies._signal import Decision, SignalIds, decide
 
 NOISE = 1e-12

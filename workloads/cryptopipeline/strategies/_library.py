@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from cryptopipeline.core.records import Action
 from cryptopipeline.indicators import BollingerBands, Ema, IndicatorSet, Macd, Rsi, Sma
 from cryptopipeline.market import Candle
+from cryptopipeline.records import Action
 from cryptopipeline.strategies._base import NOISE, Parameters, StrategyBase
 from cryptopipeline.strategies._signal import Decision
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from cryptopipeline.coinbase import format_time
-from cryptopipeline.core.records import Action, CandleWindow, TradeSignal
 from cryptopipeline.market import Candle
+from cryptopipeline.records import Action, CandleWindow, TradeSignal
 
 Parameters = Mapping[str, float | int | str]
 
