@@ -170,12 +170,13 @@ def test_limit_orders_are_refused_by_the_config() -> None:
 
 
 def test_the_engine_runs_on_domain_code_only() -> None:
-    """No bot module (the service, its Kafka order log, Coinbase's REST) behind a backtest:
-    the paper broker, planning and the trading settings are the trading package's."""
+    """No bot module (the service, its Kafka order log, Coinbase's REST) and no Kafka client
+    behind the engine: the paper broker, planning and the trading settings are the trading
+    package's; only the CLI's topic reader (`backtest._kafka`) speaks Kafka."""
     code = (
         "import sys, cryptopipeline.backtest\n"
         "print(sorted(m for m in sys.modules if m.startswith('cryptopipeline.bot')"
-        " or m.split('.')[0] in ('httpx', 'kubernetes', 'kopf', 'websockets')))"
+        " or m.split('.')[0] in ('aiokafka', 'httpx', 'kubernetes', 'kopf', 'websockets')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from cryptopipeline.core.records import CandleWindow, TradeSignal
+from cryptopipeline.records import CandleWindow, TradeSignal
 from cryptopipeline.trading import (
     Blotter,
     BrokerUpdate,

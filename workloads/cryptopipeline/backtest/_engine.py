@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cryptopipeline.backtest._metrics import Metrics, compute_metrics
 from cryptopipeline.coinbase import format_time
-from cryptopipeline.core.records import TradeSignal
 from cryptopipeline.market import Candle, Heartbeat, Rejected, Tick, parse_event
+from cryptopipeline.records import TradeSignal
 from cryptopipeline.signaler._engine import PartitionEngine
 from cryptopipeline.strategies import StrategyConfig
 from cryptopipeline.trading import (

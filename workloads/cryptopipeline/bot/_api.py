@@ -13,9 +13,10 @@ import ipaddress
 import logging
 from typing import TYPE_CHECKING, Any
 
-from cryptopipeline.bot._killswitch import KILL_SWITCH_KEY, KillSwitchRecord
+from cryptopipeline.bot._killswitch import KILL_SWITCH_KEY
 from cryptopipeline.bot._orderlog import now_text
 from cryptopipeline.core.ops import OpsRequest, OpsServer
+from cryptopipeline.records import KillSwitchRecord
 
 if TYPE_CHECKING:
     from cryptopipeline.bot.service import Bot

@@ -18,8 +18,8 @@ from decimal import Decimal
 from cryptopipeline.bot._broker import Broker
 from cryptopipeline.bot._inputs import BadInput, decode_tick
 from cryptopipeline.coinbase import format_time
-from cryptopipeline.core.records import TradeSignal
 from cryptopipeline.market import Heartbeat, Tick, epoch_us, parse_event
+from cryptopipeline.records import TradeSignal
 from cryptopipeline.trading import Portfolio
 from cryptopipeline.trading.books import BookAt, BookHistory
 

@@ -31,9 +31,9 @@ from cryptopipeline.bot._reconcile import Reconciler
 from cryptopipeline.bot._recorder import OrderRecorder
 from cryptopipeline.bot._settings import BotSettings
 from cryptopipeline.coinbase._time import parse_time, to_micros
-from cryptopipeline.core import ensure_topics
+from cryptopipeline.core.kafka import ensure_topics, new_consumer, partitions_of
 from cryptopipeline.core.ops import OpsRequest, OpsServer
-from cryptopipeline.core.records import TradeSignal
+from cryptopipeline.records import TradeSignal
 from cryptopipeline.trading import (
     Blotter,
     OrderEventType,
@@ -173,15 +173,11 @@ class Bot:
                 await self.broker.aclose()
 
     def _consumer(self, *, group: bool) -> AIOKafkaConsumer:
-        kafka = self.settings.kafka
-        return AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers,
-            client_id=f"{kafka.client_id}-bot",
+        return new_consumer(
+            self.settings.kafka, "bot",
             group_id=self.settings.consumer_group if group else None,
-            enable_auto_commit=False,
             auto_offset_reset="earliest" if group else "latest",
-            isolation_level="read_committed",
-        )
+        )  # fmt: skip
 
     async def recover(self) -> None:
         """Rebuild the blotter from the order log; settle orders submitted without outcome.
@@ -216,8 +212,7 @@ class Bot:
 
     async def _seek_last_ticks(self, consumer: AIOKafkaConsumer) -> None:
         topic = self.settings.topics.raw
-        await consumer._client.force_metadata_update()  # as the ingestor's recovery does
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        partitions = await partitions_of(consumer, topic)
         if not partitions:
             consumer.subscribe([topic])
             return

@@ -1,5 +1,6 @@
-"""The trading domain: orders and their lifecycle records, the one BUY/SELL `Side`, portfolio
-and PnL, risk limits, sizing, order planning and event folding, and the paper broker.
+"""The trading domain: orders and their lifecycle, portfolio and PnL, risk limits, sizing,
+order planning and event folding, and the paper broker. `Side` (the one BUY/SELL) and the
+order records are `cryptopipeline.records`', re-exported with the types they go with.
 
 Pure code (no Kafka, network or event loop): the bot, its tests and any backtest share every
 line. The bot adds only I/O around it: Kafka, the ops API, Coinbase's REST.

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
+from cryptopipeline.records import TradeSignal
 from cryptopipeline.trading.blotter import Blotter
 from cryptopipeline.trading.orders import (
     BrokerUpdate,
@@ -29,9 +30,6 @@ from cryptopipeline.trading.orders import (
 )
 from cryptopipeline.trading.risk import RiskEngine
 from cryptopipeline.trading.sizing import ProductIncrements, SizedOrder, Sizing, size_order
-
-if TYPE_CHECKING:  # only the type: core.records imports this package (its Side)
-    from cryptopipeline.core.records import TradeSignal
 
 _BPS = Decimal(10_000)
 _ZERO = Decimal(0)
@@ -205,4 +203,4 @@ def replay_log(
 
 
 def _is_fill(event: OrderEvent) -> bool:
-    return event.fill is not None and event.side is not None  # as `OrderEvent.to_fill`
+    return event.fill is not None and event.side is not None  # as `orders.fill_of`

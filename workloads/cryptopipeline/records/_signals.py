@@ -1,8 +1,4 @@
-"""The records the pipeline's own programs write to Kafka, one schema module for all of them.
-
-The raw feed (`btc_usd`) is Coinbase's own JSON, described in `cryptopipeline.coinbase`.
-Money is `Decimal` (serialised as a JSON string); indicator values may be float.
-"""
+"""`btc_usd_trade_signals`: the signaler's decisions, each naming the candle that made it."""
 
 from __future__ import annotations
 
@@ -11,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cryptopipeline.trading.orders import Side
+from cryptopipeline.records._side import Side
 
 Action = Side
-"""A signal's action is an order side: the one `Side` of `cryptopipeline.trading`."""
+"""A signal's action is the side of the order it asks for: the one `Side`."""
 
 
 class CandleWindow(BaseModel):
