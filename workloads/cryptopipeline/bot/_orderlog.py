@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from cryptopipeline.bot._inputs import BadInput, decode_order_event
 from cryptopipeline.core import KafkaSettings
@@ -12,6 +13,11 @@ from cryptopipeline.core.kafka import NEW_TOPIC, Record, new_producer, read_to_e
 from cryptopipeline.trading import OrderEvent
 
 log = logging.getLogger(__name__)
+
+
+def now_text() -> str:
+    """The wall-clock time of a record the bot writes (RFC 3339, microseconds, UTC)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class OrderLog:

@@ -1,5 +1,6 @@
 """The records the pipeline's own programs write to Kafka: one schema package for all of
-them (trade signals, order events, the kill switch), pydantic only, no I/O.
+them (trade signals, order events, the kill switch) and the one BUY/SELL `Side` they share,
+pydantic only, no I/O.
 
 The raw feed (`btc_usd`) is Coinbase's own JSON, described in `cryptopipeline.coinbase`.
 Money is `Decimal` (serialised as a JSON string); indicator values may be float.
@@ -13,6 +14,7 @@ from cryptopipeline.records._orders import (
     OrderSide,
     OrderType,
 )
+from cryptopipeline.records._side import Side
 from cryptopipeline.records._signals import Action, CandleWindow, TradeSignal
 
 __all__ = [
@@ -24,5 +26,6 @@ __all__ = [
     "OrderEventType",
     "OrderSide",
     "OrderType",
+    "Side",
     "TradeSignal",
 ]

@@ -9,10 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from cryptopipeline.records._side import Side
 
-class OrderSide(StrEnum):
-    BUY = "BUY"
-    SELL = "SELL"
+OrderSide = Side
+"""An order's side: the one `Side` (the name the order code used first)."""
 
 
 class OrderType(StrEnum):
@@ -68,7 +68,7 @@ class OrderEvent(BaseModel):
     product_id: str
     time: str
     broker: str
-    side: OrderSide | None = None
+    side: Side | None = None
     order_type: OrderType | None = None
     base_size: Decimal | None = None
     limit_price: Decimal | None = None

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cryptopipeline.records._side import Side
 
-class Action(StrEnum):
-    BUY = "BUY"
-    SELL = "SELL"
+Action = Side
+"""A signal's action is the side of the order it asks for: the one `Side`."""
 
 
 class CandleWindow(BaseModel):

@@ -21,6 +21,7 @@ from cryptopipeline.records import OrderEvent as OrderEvent
 from cryptopipeline.records import OrderEventType as OrderEventType
 from cryptopipeline.records import OrderSide as OrderSide
 from cryptopipeline.records import OrderType as OrderType
+from cryptopipeline.records import Side as Side
 
 ORDER_NAMESPACE = uuid.UUID("6f1b7c1e-1d1a-5b1e-9c55-0c1e2b0a7a11")
 """The UUID5 namespace of client order ids (fixed forever: changing it would re-id orders)."""
@@ -52,7 +53,7 @@ class OrderRequest:
     client_order_id: str
     signal_id: str
     product_id: str
-    side: OrderSide
+    side: Side
     order_type: OrderType
     base_size: Decimal
     limit_price: Decimal | None = None
@@ -67,7 +68,7 @@ class Fill:
     fill_id: str
     client_order_id: str
     product_id: str
-    side: OrderSide
+    side: Side
     price: Decimal
     size: Decimal
     fee: Decimal
