@@ -24,7 +24,7 @@ from cryptopipeline.strategies import STRATEGIES
 from cryptopipeline_operator._checks import spec_problem
 from cryptopipeline_operator._conditions import Condition
 from cryptopipeline_operator._kafka import TopicAdmin, TopicError
-from cryptopipeline_operator._ksql import MigrationError, MigrationRequest, MigrationRunner
+from cryptopipeline_operator._ksql import MigrationError, MigrationRunner, migration_request
 from cryptopipeline_operator._kube import Kube, KubeError
 from cryptopipeline_operator._manifests import (
     SERVICE_MONITOR_API,
@@ -257,7 +257,7 @@ class Reconciler:
                 cond.MIGRATIONS_APPLIED, "Pending", "migrations not applied yet"
             ), old_version
         try:
-            request = await self._migration_request(pipeline)
+            request = await migration_request(self.kube, pipeline)
             applied = await self.migrations.apply(request)
         except MigrationError as exc:
             retry.append(str(exc))
@@ -269,29 +269,6 @@ class Reconciler:
         return cond.true(
             cond.MIGRATIONS_APPLIED, "Applied", f"ksqlDB migrations at {shown}"
         ), applied
-
-    async def _migration_request(self, pipeline: Pipeline) -> MigrationRequest:
-        ksql = pipeline.spec.ksqldb
-        assert ksql is not None
-        username = password = None
-        if ksql.credentials_secret is not None:
-            ref = ksql.credentials_secret
-            username = await self.kube.secret_value(pipeline.namespace, ref.name, ref.username_key)
-            password = await self.kube.secret_value(pipeline.namespace, ref.name, ref.password_key)
-        files = None
-        if ksql.migrations.config_map:
-            found = await self.kube.get(
-                "v1", "ConfigMap", pipeline.namespace, ksql.migrations.config_map
-            )
-            files = dict((found or {}).get("data") or {})
-        names = pipeline.spec.kafka.topics.names
-        return MigrationRequest(
-            url=ksql.url,
-            username=username,
-            password=password,
-            files=files,
-            variables={"raw_topic": names.raw},
-        )
 
     # --- status and events -------------------------------------------------------------
 
