@@ -1,5 +1,6 @@
-"""What every CryptoPipeline program shares: typed Kafka settings, topic management, logs and
-the labels every metric carries (`core.metrics`).
+"""What every CryptoPipeline program shares: typed Kafka settings, topic management, logs,
+the labels every metric carries (`core.metrics`), the ops endpoints (`core.ops`), start-up
+and SIGTERM handling (`core.service`) and the records the programs write (`core.records`).
 
 Programs build one settings object at their edge and pass it down; nothing here reads
 `os.environ` deep in the code.

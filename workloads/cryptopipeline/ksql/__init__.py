@@ -1,6 +1,7 @@
 """ksqlDB layer: apply the versioned migrations in ksqldb/ and record them in ksqlDB itself.
 
-Compatible with Confluent's `ksql-migrations` metadata; `cryptopipeline ksql` is the CLI.
+Compatible with Confluent's `ksql-migrations` metadata; `cryptopipeline ksql` is the CLI, whose
+`verify` compares ksqlDB's candles with the signaler's on a real server (`_server` runs one).
 """
 
 from cryptopipeline.ksql._client import (
