@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 class GapFiller:
     """The gap workers of one session: one `run(key)` per product and family."""
 
-    def __init__(self, intake: Intake, backfiller: TradeBackfiller, metrics: IngestorMetrics):
+    def __init__(
+        self, intake: Intake, backfiller: TradeBackfiller, metrics: IngestorMetrics
+    ) -> None:
         self._intake = intake
         self._backfiller = backfiller
         self._metrics = metrics

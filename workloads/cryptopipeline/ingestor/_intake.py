@@ -55,7 +55,9 @@ class Intake:
     by `begin_session`. Heartbeat high-water marks and refused records' dead letters outlive
     a session."""
 
-    def __init__(self, settings: IngestorSettings, metrics: IngestorMetrics, health: Health):
+    def __init__(
+        self, settings: IngestorSettings, metrics: IngestorMetrics, health: Health
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.health = health
