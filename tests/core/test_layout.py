@@ -27,6 +27,9 @@ KNOWN_PENDING: dict[str, str] = {
     # TradeApi (254) were just over when this test was written.
     "workloads/cryptopipeline/sim/_subscriber.py": "the simulator's share of the parser change",
     "workloads/cryptopipeline/sim/_trade_api.py": "the simulator's share of the parser change",
+    # arrived at 459 lines with the Advanced Trade feed (issue 15), whose decoder the
+    # Coinbase wire-parser change may move; split the decoder from the adapters if not.
+    "workloads/cryptopipeline/ingestor/_advanced.py": "the Advanced Trade decoder's home",
 }
 
 

@@ -1,4 +1,5 @@
-"""The ingestor: Coinbase's WebSocket feed into Kafka, every trade exactly once.
+"""The ingestor: a Coinbase WebSocket feed (Exchange, or Advanced Trade through `_advanced`)
+into Kafka, every trade exactly once.
 
 Decoding and trade sequencing are pure domain code; the intake (trusted ids, sequencers, gap
 filling) orders what the connections deliver; connections, REST backfill and the Kafka

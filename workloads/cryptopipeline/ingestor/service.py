@@ -19,8 +19,9 @@ import httpx
 
 from cryptopipeline.core import ensure_topics
 from cryptopipeline.core.ops import OpsServer
+from cryptopipeline.ingestor._advanced import backfiller_for, connections_for, http_verify
 from cryptopipeline.ingestor._backfill import TradeBackfiller
-from cryptopipeline.ingestor._connection import FeedConnection, RecentFrames, time_window
+from cryptopipeline.ingestor._connection import FeedConnection, time_window
 from cryptopipeline.ingestor._gaps import GapFiller
 from cryptopipeline.ingestor._intake import Health, Intake
 from cryptopipeline.ingestor._metrics import IngestorMetrics
@@ -88,8 +89,9 @@ class Ingestor:
                 base_url=settings.exchange.rest_url,
                 timeout=httpx.Timeout(10.0),
                 headers={"User-Agent": "cryptopipeline-ingestor"},
+                verify=http_verify(settings),
             ) as http:
-                backfiller = TradeBackfiller(http, window=time_window(settings.ingest))
+                backfiller = backfiller_for(settings, http, time_window(settings.ingest))
                 while not stop.is_set():
                     try:
                         await self._session(stop, backfiller)
@@ -137,11 +139,7 @@ class Ingestor:
         self._health.sessions += 1
         self._intake.begin_session(last)
         self._stuck = set()
-        recent, intake = RecentFrames(), self._intake
-        self._connections = [
-            FeedConnection(i, settings.exchange, settings.ingest, intake, self.metrics, recent)
-            for i in range(settings.exchange.connections)
-        ]
+        self._connections = connections_for(settings, self._intake, self.metrics, backfiller)
         self._health.producing = True
         gaps = GapFiller(self._intake, backfiller, self.metrics)
         try:
