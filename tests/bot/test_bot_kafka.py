@@ -23,8 +23,8 @@ from cryptopipeline.bot import Bot, BotSettings, PaperBroker, read_order_log
 from cryptopipeline.bot._orderlog import read_topic
 from cryptopipeline.bot._settings import BotOpsSettings, TradingSettings
 from cryptopipeline.core import KafkaSettings, TopicNames
-from cryptopipeline.core.records import Action, TradeSignal
 from cryptopipeline.localkafka._broker import free_port
+from cryptopipeline.records import Action, TradeSignal
 from cryptopipeline.trading import (
     BrokerUpdate,
     OrderEventType,

@@ -20,8 +20,8 @@ from cryptopipeline.backtest._metrics import Metrics, compute_metrics
 from cryptopipeline.bot._paper import PaperBroker
 from cryptopipeline.bot._settings import TradingSettings
 from cryptopipeline.coinbase import format_time
-from cryptopipeline.core.records import Action, TradeSignal
 from cryptopipeline.market import Candle, Heartbeat, Rejected, Tick, parse_event
+from cryptopipeline.records import Action, TradeSignal
 from cryptopipeline.signaler._engine import PartitionEngine
 from cryptopipeline.strategies import StrategyConfig
 from cryptopipeline.trading import (

@@ -18,7 +18,7 @@ import orjson
 from pydantic import ValidationError
 
 from cryptopipeline.coinbase._time import parse_time, to_micros
-from cryptopipeline.core.records import TradeSignal
+from cryptopipeline.records import TradeSignal
 from cryptopipeline.trading import OrderEvent, OrderEventType
 
 MAX_AMOUNT = Decimal(10) ** 12

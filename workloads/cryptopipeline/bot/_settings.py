@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from cryptopipeline.bot._credentials import CdpCredentials, CredentialsError
-from cryptopipeline.core.settings import ServiceSettings
+from cryptopipeline.core.settings import OPS_PORTS, OpsSettings, Port, ServiceSettings
 from cryptopipeline.trading import ProductIncrements, RiskLimits, Sizing
 
 COINBASE_API_URL = "https://api.coinbase.com"
@@ -126,13 +126,13 @@ class TradingSettings(BaseModel):
         )  # fmt: skip
 
 
-class BotOpsSettings(BaseModel):
+class BotOpsSettings(OpsSettings):
     """The ops endpoints. /healthz, /readyz and /metrics are open; /api/portfolio,
     /api/kill and /api/release need `Authorization: Bearer <kill_token>`, and without a
     token they answer 403 (disabled). An empty or blank token counts as no token."""
 
     host: str = "127.0.0.1"  # /api/kill is here: local unless configured
-    port: int = Field(default=9103, ge=0, le=65535)
+    port: Port = OPS_PORTS["bot"]
     kill_token: SecretStr | None = Field(
         default=None, description="the bearer token of /api/portfolio, /api/kill, /api/release"
     )

@@ -24,22 +24,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptopipeline.bot._broker import Broker, BrokerUnavailable
 from cryptopipeline.bot._coinbase import AdvancedTradeClient, AuthenticationFailed, CoinbaseBroker
 from cryptopipeline.bot._inputs import BadInput, decode_signal, decode_tick
-from cryptopipeline.bot._killswitch import (
-    KILL_SWITCH_KEY,
-    KillSwitchRecord,
-    kill_switch_topic_spec,
-    read_kill_switch,
-)
+from cryptopipeline.bot._killswitch import KILL_SWITCH_KEY, kill_switch_topic_spec, read_kill_switch
 from cryptopipeline.bot._metrics import BotMetrics
 from cryptopipeline.bot._orderlog import OrderLog, read_order_log
 from cryptopipeline.bot._paper import PaperBroker
 from cryptopipeline.bot._settings import BotSettings
 from cryptopipeline.coinbase import format_time
 from cryptopipeline.coinbase._time import parse_time, to_micros
-from cryptopipeline.core import ensure_topics
+from cryptopipeline.core.kafka import ensure_topics, new_consumer, partitions_of
 from cryptopipeline.core.ops import OpsRequest, OpsServer
-from cryptopipeline.core.records import Action, TradeSignal
 from cryptopipeline.market import Heartbeat, Tick, epoch_us, parse_event
+from cryptopipeline.records import Action, KillSwitchRecord, TradeSignal
 from cryptopipeline.trading import (
     Blotter,
     BrokerUpdate,
@@ -53,7 +48,7 @@ from cryptopipeline.trading import (
     client_order_id_for,
 )
 from cryptopipeline.trading.books import BookAt, BookHistory
-from cryptopipeline.trading.orders import order_event
+from cryptopipeline.trading.orders import fill_of, order_event
 from cryptopipeline.trading.planning import PlanRejection, outcome_events, plan_order
 
 log = logging.getLogger(__name__)
@@ -263,15 +258,11 @@ class Bot:
                     await close()
 
     def _consumer(self, *, group: bool) -> AIOKafkaConsumer:
-        kafka = self.settings.kafka
-        return AIOKafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers,
-            client_id=f"{kafka.client_id}-bot",
+        return new_consumer(
+            self.settings.kafka, "bot",
             group_id=self.settings.consumer_group if group else None,
-            enable_auto_commit=False,
             auto_offset_reset="earliest" if group else "latest",
-            isolation_level="read_committed",
-        )
+        )  # fmt: skip
 
     async def recover(self) -> None:
         """Rebuild the blotter from the order log; settle orders submitted without outcome.
@@ -285,7 +276,7 @@ class Bot:
         )  # fmt: skip
         for event in events:
             self.blotter.apply(event)
-            fill = event.to_fill()
+            fill = fill_of(event)
             if fill is not None:
                 self.risk.note_fill(event.product_id, _event_seconds(event.time))
         log.info(
@@ -323,8 +314,7 @@ class Bot:
 
     async def _seek_last_ticks(self, consumer: AIOKafkaConsumer) -> None:
         topic = self.settings.topics.raw
-        await consumer._client.force_metadata_update()  # as the ingestor's recovery does
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        partitions = await partitions_of(consumer, topic)
         if not partitions:
             consumer.subscribe([topic])
             return

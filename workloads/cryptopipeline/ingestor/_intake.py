@@ -65,6 +65,7 @@ class Intake:
         if "matches" in settings.exchange.channels:
             families.append(Family.MATCH)
         self.keys: list[Key] = [(p, f) for p in settings.exchange.products for f in families]
+        self._families = families
         self.products = list(settings.exchange.products)
         self.sequencers: dict[Key, TradeSequencer[Pending]] = {}
         self.gap_signals: dict[Key, asyncio.Event] = {}
@@ -72,7 +73,8 @@ class Intake:
         self.last_heartbeat_trade: dict[str, int] = {}
         self._ids = TrustedIds(self.products, settings.ingest, metrics, self)
         self._seen_ns: dict[str, int] = {}  # per product: last trade frame received
-        self._out_ns: dict[str, int] = {}  # per product: last trade released to the outbox
+        # per product: the first trade frame received since the product last released one
+        self._waiting_ns: dict[str, int] = {}
         self._carried: list[OutRecord] = []  # dead letters of refused records, kept until sent
         self.outbox = Outbox(settings.ingest.max_buffered_records)
         self._duplicates = {p: metrics.duplicates_dropped.labels(p) for p in self.products}
@@ -93,9 +95,8 @@ class Intake:
         }
         self.gap_signals = {key: asyncio.Event() for key in self.keys}
         self._ids.reset(last)
-        started = time.time_ns()
         self._seen_ns = {}
-        self._out_ns = dict.fromkeys(self.products, started)
+        self._waiting_ns = {}
 
     def carried_sent(self) -> None:
         """The session flushed: the carried dead letters reached Kafka with the rest."""
@@ -112,8 +113,10 @@ class Intake:
         now = time.time_ns()
         stuck = set()
         for product in self.products:
-            seen, out = self._seen_ns.get(product), self._out_ns.get(product, 0)
-            if seen is not None and seen - out > limit:
+            # Trades kept arriving for `limit` and none went out. Not "now - last release": a
+            # quiet product's next trade, held a moment by a gap, is not stuck.
+            waiting = self._waiting_ns.get(product)
+            if waiting is not None and self._seen_ns[product] - waiting > limit:
                 stuck.add(product)
             waiting = self._ids.oldest_waiting_ns(product)
             if waiting is not None and now - waiting > limit:
@@ -145,6 +148,7 @@ class Intake:
         frame = pending.frame
         product, trade_id = frame.product_id, frame.trade_id
         self._seen_ns[product] = pending.receive_ns
+        self._waiting_ns.setdefault(product, pending.receive_ns)
         if not self._ids.admits(product, trade_id):
             self._ids.hold(product, Suspect(trade_id, pending, None, pending.connection,
                                             pending.receive_ns))  # fmt: skip
@@ -174,7 +178,7 @@ class Intake:
 
     def emit_trade(self, pending: Pending) -> None:
         frame = pending.frame
-        self._out_ns[frame.product_id] = pending.receive_ns
+        self._waiting_ns.pop(frame.product_id, None)
         self.outbox.put(
             OutRecord(
                 topic=self.settings.topics.raw,
@@ -198,9 +202,9 @@ class Intake:
         self.last_heartbeat_trade[product] = max(
             frame.last_trade_id, self.last_heartbeat_trade.get(product, -1)
         )
-        for key in self.keys:
-            sequencer = self.sequencers[key]
-            if key[0] == product and sequencer.gap_to(frame.last_trade_id) is not None:
+        for family in self._families:  # this product's keys only: every key, per heartbeat,
+            key = (product, family)  # cost O(products^2) a second
+            if self.sequencers[key].gap_to(frame.last_trade_id) is not None:
                 self.gap_signals[key].set()
         if frame.time_us <= self._last_heartbeat_us.get(product, -1):
             return  # the same heartbeat from another socket, or an older one

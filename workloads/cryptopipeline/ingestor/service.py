@@ -22,6 +22,7 @@ from cryptopipeline.core.ops import OpsServer
 from cryptopipeline.ingestor._advanced import backfiller_for, connections_for, http_verify
 from cryptopipeline.ingestor._backfill import TradeBackfiller
 from cryptopipeline.ingestor._connection import FeedConnection, time_window
+from cryptopipeline.ingestor._decode import FeedFrame
 from cryptopipeline.ingestor._gaps import GapFiller
 from cryptopipeline.ingestor._intake import Health, Intake
 from cryptopipeline.ingestor._metrics import IngestorMetrics
@@ -67,6 +68,19 @@ class Ingestor:
             "buffered_records": len(self._intake.outbox),
             "stuck_products": stuck,
         }
+
+    # ---- the frame sink (the intake's), for whoever holds the ingestor ------------------
+
+    def accept(self, frame: FeedFrame, connection: int, receive_ns: int) -> None:
+        """Take one decoded frame as a connection would; never waits (see `full`)."""
+        self._intake.accept(frame, connection, receive_ns)
+
+    @property
+    def full(self) -> bool:
+        return self._intake.full
+
+    async def room(self) -> None:
+        await self._intake.room()
 
     # ---- lifecycle ----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from cryptopipeline.trading.orders import (
     OrderRequest,
     OrderSide,
     OrderType,
+    fill_of,
 )
 from cryptopipeline.trading.portfolio import Portfolio
 
@@ -81,7 +82,7 @@ class Blotter:
             order.submitted = True
         if event.reason:
             order.reason = event.reason
-        fill = event.to_fill()
+        fill = fill_of(event)
         if fill is not None:
             self.portfolio.apply_fill(fill)
         if not order.terminal and _RANK[event.event] >= _RANK[order.state]:

@@ -1,8 +1,4 @@
-"""The records the pipeline's own programs write to Kafka, one schema module for all of them.
-
-The raw feed (`btc_usd`) is Coinbase's own JSON, described in `cryptopipeline.coinbase`.
-Money is `Decimal` (serialised as a JSON string); indicator values may be float.
-"""
+"""`btc_usd_trade_signals`: the signaler's decisions, each naming the candle that made it."""
 
 from __future__ import annotations
 
