@@ -1,7 +1,8 @@
 """The CryptoPipeline operator: reconciles the CryptoPipeline custom resource into
 Deployments, ConfigMaps, Services, topics and ksqlDB migrations (kopf; docs/operator.md).
 
-The builders (spec in, manifests out) and the condition logic are pure and public here;
+Public here: the pure builders (spec in, manifests out), the `Condition` type, and the
+`Reconciler` that applies them through injected Kubernetes, Kafka and ksqlDB clients;
 `handlers` registers the kopf handlers, `cli.main` runs them.
 """
 
@@ -13,17 +14,16 @@ from cryptopipeline_operator._manifests import (
     config_hash,
     config_map,
     deployment,
-    kafka_topic,
     labels,
     service,
     service_monitor,
-    topic_manifests,
     workload_config,
     workload_manifests,
 )
 from cryptopipeline_operator._reconcile import KNOWN_STRATEGIES, Outcome, Reconciler
 from cryptopipeline_operator._settings import OperatorSettings
 from cryptopipeline_operator._spec import GROUP, KIND, PLURAL, VERSION, PipelineSpec
+from cryptopipeline_operator._topics import kafka_topic, topic_manifests
 
 __all__ = [
     "CONFIG_HASH_ANNOTATION",

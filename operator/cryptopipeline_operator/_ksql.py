@@ -2,7 +2,8 @@
 
 The reconciler talks to a `MigrationRunner`; `KsqlMigrationRunner` adapts the library,
 imported only when used, so the operator runs (and reports `RunnerUnavailable`) where the
-runner is not installed. Credentials are passed in memory, never written anywhere.
+runner is not installed. `migration_request` reads what a pipeline asks for (its Secret's
+credentials, its ConfigMap's files). Credentials are passed in memory, never written anywhere.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from cryptopipeline_operator._kube import Kube
+from cryptopipeline_operator._manifests import Pipeline
 
 
 class MigrationError(RuntimeError):
@@ -81,3 +85,27 @@ class KsqlMigrationRunner:
                 raise MigrationError("MigrationFailed", message) from None
         version = report.current_version
         return None if version is None else int(version)
+
+
+async def migration_request(kube: Kube, pipeline: Pipeline) -> MigrationRequest:
+    """The run a pipeline asks for: its ksqlDB, credentials from its Secret, files from its
+    ConfigMap (none: the built-in ksqldb/), and its raw topic for `${raw_topic}`."""
+    ksql = pipeline.spec.ksqldb
+    assert ksql is not None
+    username = password = None
+    if ksql.credentials_secret is not None:
+        ref = ksql.credentials_secret
+        username = await kube.secret_value(pipeline.namespace, ref.name, ref.username_key)
+        password = await kube.secret_value(pipeline.namespace, ref.name, ref.password_key)
+    files = None
+    if ksql.migrations.config_map:
+        found = await kube.get("v1", "ConfigMap", pipeline.namespace, ksql.migrations.config_map)
+        files = dict((found or {}).get("data") or {})
+    names = pipeline.spec.kafka.topics.names
+    return MigrationRequest(
+        url=ksql.url,
+        username=username,
+        password=password,
+        files=files,
+        variables={"raw_topic": names.raw},
+    )

@@ -1,4 +1,5 @@
-"""Pure manifest builders: a CryptoPipeline's spec in, the Kubernetes objects it owns out.
+"""Pure manifest builders: a CryptoPipeline's spec in, the workload objects it owns out
+(ConfigMaps, Deployments, Services, ServiceMonitors; its KafkaTopics are in `_topics`).
 
 No I/O here: the reconciler applies what these return (server-side apply), and the tests
 compare manifests. Every object carries the common labels; owner references are added by
@@ -71,7 +72,8 @@ def workload_name(pipeline: Pipeline, workload: Workload) -> str:
     return f"{pipeline.name}-{workload}"
 
 
-def _metadata(pipeline: Pipeline, name: str, component: str) -> dict[str, Any]:
+def metadata(pipeline: Pipeline, name: str, component: str) -> dict[str, Any]:
+    """An owned object's name, namespace and labels."""
     return {"name": name, "namespace": pipeline.namespace, "labels": labels(pipeline, component)}
 
 
@@ -148,7 +150,7 @@ def config_map(pipeline: Pipeline, workload: Workload) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(pipeline, workload_name(pipeline, workload), workload),
+        "metadata": metadata(pipeline, workload_name(pipeline, workload), workload),
         "data": workload_config(pipeline, workload),
     }
 
@@ -274,7 +276,7 @@ def deployment(pipeline: Pipeline, workload: Workload) -> Manifest:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(pipeline, name, workload),
+        "metadata": metadata(pipeline, name, workload),
         "spec": {
             "replicas": own.replicas,
             "revisionHistoryLimit": 3,
@@ -309,7 +311,7 @@ def service(pipeline: Pipeline, workload: Workload) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(pipeline, workload_name(pipeline, workload), workload),
+        "metadata": metadata(pipeline, workload_name(pipeline, workload), workload),
         "spec": {
             "type": "ClusterIP",
             "selector": selector(pipeline, workload),
@@ -330,7 +332,7 @@ def service_monitor(pipeline: Pipeline, workload: Workload) -> Manifest:
     return {
         "apiVersion": SERVICE_MONITOR_API,
         "kind": "ServiceMonitor",
-        "metadata": _metadata(pipeline, workload_name(pipeline, workload), workload),
+        "metadata": metadata(pipeline, workload_name(pipeline, workload), workload),
         "spec": {
             "selector": {"matchLabels": selector(pipeline, workload)},
             "namespaceSelector": {"matchNames": [pipeline.namespace]},
@@ -343,41 +345,6 @@ def service_monitor(pipeline: Pipeline, workload: Workload) -> Manifest:
             ],
         },
     }
-
-
-# --- topics --------------------------------------------------------------------------
-
-
-def topic_resource_name(pipeline: Pipeline, topic: str) -> str:
-    """A KafkaTopic's name: Kubernetes names allow no `_`, so the topic goes in spec."""
-    cleaned = "".join(c if c.isalnum() or c in "-." else "-" for c in topic.lower()).strip("-.")
-    return f"{pipeline.name}-{cleaned}"[:253]
-
-
-def topic_config(pipeline: Pipeline) -> dict[str, str]:
-    return {"retention.ms": str(pipeline.spec.kafka.topics.retention_ms)}
-
-
-def kafka_topic(pipeline: Pipeline, topic: str) -> Manifest:
-    """A Strimzi KafkaTopic for one pipeline topic, labelled with its Kafka cluster."""
-    topics = pipeline.spec.kafka.topics
-    meta = _metadata(pipeline, topic_resource_name(pipeline, topic), "topic")
-    meta["labels"]["strimzi.io/cluster"] = pipeline.spec.kafka.strimzi_cluster or ""
-    return {
-        "apiVersion": STRIMZI_API,
-        "kind": "KafkaTopic",
-        "metadata": meta,
-        "spec": {
-            "topicName": topic,
-            "partitions": topics.partitions,
-            "replicas": topics.replicas,
-            "config": topic_config(pipeline),
-        },
-    }
-
-
-def topic_names(pipeline: Pipeline) -> list[str]:
-    return list(dict.fromkeys(pipeline.spec.kafka.topics.names.all()))
 
 
 # --- everything ----------------------------------------------------------------------
@@ -396,10 +363,3 @@ def workload_manifests(pipeline: Pipeline, *, service_monitors: bool) -> list[Ma
         if monitors:
             out.append(service_monitor(pipeline, workload))
     return out
-
-
-def topic_manifests(pipeline: Pipeline) -> list[Manifest]:
-    """KafkaTopics in strimzi mode; none in direct mode (topics go through Kafka's API)."""
-    if pipeline.spec.kafka.management != "strimzi":
-        return []
-    return [kafka_topic(pipeline, topic) for topic in topic_names(pipeline)]

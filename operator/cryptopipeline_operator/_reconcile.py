@@ -10,7 +10,6 @@ injected, so tests can drive it with fakes or with the real ones.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,43 +18,31 @@ from typing import Any, Final
 import kopf
 from pydantic import ValidationError
 
+import cryptopipeline_operator._conditions as cond
 from cryptopipeline.core import TopicSpec
-from cryptopipeline.strategies import STRATEGIES, resolve_parameters
-from cryptopipeline_operator import _conditions as cond
+from cryptopipeline.strategies import STRATEGIES
+from cryptopipeline_operator._checks import spec_problem
 from cryptopipeline_operator._conditions import Condition
 from cryptopipeline_operator._kafka import TopicAdmin, TopicError
-from cryptopipeline_operator._ksql import MigrationError, MigrationRequest, MigrationRunner
+from cryptopipeline_operator._ksql import MigrationError, MigrationRunner, migration_request
 from cryptopipeline_operator._kube import Kube, KubeError
 from cryptopipeline_operator._manifests import (
-    MANAGED_BY,
     SERVICE_MONITOR_API,
     STRIMZI_API,
     WORKLOADS,
     Manifest,
     Pipeline,
-    topic_manifests,
-    topic_names,
-    topic_resource_name,
     workload_manifests,
     workload_name,
 )
 from cryptopipeline_operator._settings import OperatorSettings
-from cryptopipeline_operator._spec import GROUP, KIND, VERSION, PipelineSpec
-
-log = logging.getLogger(__name__)
+from cryptopipeline_operator._spec import API_VERSION, GROUP, KIND, PipelineSpec
+from cryptopipeline_operator._status import EmitFn, kopf_event, write_status
+from cryptopipeline_operator._teardown import tear_down
+from cryptopipeline_operator._topics import topic_manifests, topic_names, topic_resource_name
 
 #: Strategy names the signaler knows (the strategies package's registry).
 KNOWN_STRATEGIES: Final = frozenset(STRATEGIES)
-#: Condition reasons that mean "not there yet", not "wrong": Normal events, not Warnings.
-_PROGRESS_REASONS: Final = frozenset({"Progressing", "WaitingForTopicOperator", "Pending"})
-API_VERSION: Final = f"{GROUP}/{VERSION}"
-
-EmitFn = Callable[[Mapping[str, Any], str, str, str], None]
-
-
-def kopf_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    """Post a Kubernetes Event about the resource (kopf queues and sends it)."""
-    kopf.event(body, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
 
 def _now() -> str:
@@ -153,54 +140,7 @@ class Reconciler:
 
     async def check(self, pipeline: Pipeline) -> Condition | None:
         """A Ready=False condition for the first problem the schema cannot see, or None."""
-        spec = pipeline.spec
-        unknown = [s.name for s in spec.strategies or [] if s.name not in self.known_strategies]
-        if unknown:
-            known = ", ".join(sorted(self.known_strategies))
-            return cond.false(
-                cond.READY,
-                "UnknownStrategy",
-                f"unknown strategy {', '.join(repr(n) for n in unknown)}; known: {known}",
-            )
-        for strategy in spec.strategies or []:
-            try:  # the signaler's own check: parameter names, types and ranges
-                resolve_parameters(strategy.name, strategy.parameters)
-            except ValueError as exc:
-                return cond.false(cond.READY, "InvalidStrategy", f"strategies: {exc}")
-        needed: list[tuple[str, str, Sequence[str]]] = []
-        if spec.bot.coinbase_key_secret is not None:
-            ref = spec.bot.coinbase_key_secret
-            needed.append(("bot.coinbaseKeySecret", ref.name, ref.keys()))
-        if spec.bot.kill_token_secret is not None:
-            token = spec.bot.kill_token_secret
-            needed.append(("bot.killTokenSecret", token.name, [token.key]))
-        if spec.ksqldb is not None and spec.ksqldb.credentials_secret is not None:
-            ref2 = spec.ksqldb.credentials_secret
-            needed.append(
-                ("ksqldb.credentialsSecret", ref2.name, [ref2.username_key, ref2.password_key])
-            )
-        for field, name, keys in needed:
-            found = await self.kube.secret_keys(pipeline.namespace, name)
-            if found is None:
-                return cond.false(
-                    cond.READY, "SecretNotFound", f"{field}: Secret {name!r} does not exist"
-                )
-            missing = [k for k in keys if k not in found]
-            if missing:
-                return cond.false(
-                    cond.READY,
-                    "SecretKeyMissing",
-                    f"{field}: Secret {name!r} has no key {', '.join(repr(k) for k in missing)}",
-                )
-        if spec.ksqldb is not None and spec.ksqldb.migrations.config_map:
-            name = spec.ksqldb.migrations.config_map
-            if await self.kube.get("v1", "ConfigMap", pipeline.namespace, name) is None:
-                return cond.false(
-                    cond.READY,
-                    "ConfigMapNotFound",
-                    f"ksqldb.migrations.configMap: ConfigMap {name!r} does not exist",
-                )
-        return None
+        return await spec_problem(self.kube, pipeline, self.known_strategies)
 
     async def _blocked(
         self,
@@ -317,7 +257,7 @@ class Reconciler:
                 cond.MIGRATIONS_APPLIED, "Pending", "migrations not applied yet"
             ), old_version
         try:
-            request = await self._migration_request(pipeline)
+            request = await migration_request(self.kube, pipeline)
             applied = await self.migrations.apply(request)
         except MigrationError as exc:
             retry.append(str(exc))
@@ -330,29 +270,6 @@ class Reconciler:
             cond.MIGRATIONS_APPLIED, "Applied", f"ksqlDB migrations at {shown}"
         ), applied
 
-    async def _migration_request(self, pipeline: Pipeline) -> MigrationRequest:
-        ksql = pipeline.spec.ksqldb
-        assert ksql is not None
-        username = password = None
-        if ksql.credentials_secret is not None:
-            ref = ksql.credentials_secret
-            username = await self.kube.secret_value(pipeline.namespace, ref.name, ref.username_key)
-            password = await self.kube.secret_value(pipeline.namespace, ref.name, ref.password_key)
-        files = None
-        if ksql.migrations.config_map:
-            found = await self.kube.get(
-                "v1", "ConfigMap", pipeline.namespace, ksql.migrations.config_map
-            )
-            files = dict((found or {}).get("data") or {})
-        names = pipeline.spec.kafka.topics.names
-        return MigrationRequest(
-            url=ksql.url,
-            username=username,
-            password=password,
-            files=files,
-            variables={"raw_topic": names.raw},
-        )
-
     # --- status and events -------------------------------------------------------------
 
     async def _write_status(
@@ -364,91 +281,16 @@ class Reconciler:
         *,
         full: bool,
     ) -> None:
-        meta = body["metadata"]
-        old = dict(body.get("status") or {})
-        generation = int(meta.get("generation", 0))
-        if not full:  # drift checks do not claim to have handled a newer spec
-            generation = int(old.get("observedGeneration", generation) or 0)
-        new = {
-            **fields,
-            "observedGeneration": generation,
-            "conditions": cond.merge(previous, conditions, generation=generation, now=self.clock()),
-        }
-        changed = {k: v for k, v in new.items() if old.get(k) != v}
-        if changed:
-            try:
-                await self.kube.merge_patch(
-                    API_VERSION,
-                    KIND,
-                    meta["namespace"],
-                    meta["name"],
-                    {"status": changed},
-                    subresource="status",
-                )
-            except KubeError as exc:
-                if exc.status != 404:  # gone meanwhile: nothing to report on
-                    raise
-        for transition in cond.transitions(previous, conditions):
-            if transition.type != cond.READY and transition.status != "False":
-                continue  # one Normal event for Ready; none for parts not checked yet
-            type_ = (
-                "Normal" if transition.ok or transition.reason in _PROGRESS_REASONS else "Warning"
-            )
-            self.emit(body, type_, transition.reason, f"{transition.type}: {transition.message}")
+        await write_status(
+            self.kube, body, previous, conditions, fields, full=full, now=self.clock(),
+            emit=self.emit,
+        )  # fmt: skip
 
     # --- deletion ----------------------------------------------------------------------
 
     async def tear_down(self, body: Mapping[str, Any]) -> None:
-        """Delete what the resource owns; topics only when deletionPolicy is Delete.
-
-        Owned objects are deleted explicitly (not left to the garbage collector) so
-        deletion is complete even where no controller-manager runs. KafkaTopics kept by
-        Retain lose their owner reference first, so the collector cannot take them.
-        """
-        meta = body["metadata"]
-        spec = PipelineSpec.from_body(body.get("spec"))
-        pipeline = Pipeline(name=meta["name"], namespace=meta["namespace"], spec=spec)
-        selector = {
-            "app.kubernetes.io/instance": pipeline.name,
-            "app.kubernetes.io/managed-by": MANAGED_BY,
-        }
-        keep_topics = spec.kafka.topics.deletion_policy == "Retain"
-        if spec.kafka.management == "strimzi" and await self.kube.serves(STRIMZI_API, "KafkaTopic"):
-            for topic in await self.kube.list(
-                STRIMZI_API, "KafkaTopic", pipeline.namespace, selector
-            ):
-                name = topic["metadata"]["name"]
-                if keep_topics:
-                    await self.kube.merge_patch(
-                        STRIMZI_API,
-                        "KafkaTopic",
-                        pipeline.namespace,
-                        name,
-                        {"metadata": {"ownerReferences": None}},
-                    )
-                else:
-                    await self.kube.delete(STRIMZI_API, "KafkaTopic", pipeline.namespace, name)
-        elif not keep_topics:
-            try:
-                await self.topics.delete(spec.kafka.bootstrap, topic_names(pipeline))
-            except TopicError as exc:
-                raise kopf.TemporaryError(
-                    f"deleting topics: {exc}", delay=self.settings.retry_initial_s
-                ) from None
-        kinds = [("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap")]
-        if await self.kube.serves(SERVICE_MONITOR_API, "ServiceMonitor"):
-            kinds.append((SERVICE_MONITOR_API, "ServiceMonitor"))
-        for api_version, kind in kinds:
-            for obj in await self.kube.list(api_version, kind, pipeline.namespace, selector):
-                if _owned_by(obj, meta.get("uid")):
-                    await self.kube.delete(
-                        api_version, kind, pipeline.namespace, obj["metadata"]["name"]
-                    )
-
-
-def _owned_by(obj: Mapping[str, Any], uid: Any) -> bool:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return any(ref.get("uid") == uid for ref in refs)
+        """Delete what the resource owns; topics only when deletionPolicy is Delete."""
+        await tear_down(self.kube, self.topics, self.settings, body)
 
 
 def owner_uid(obj: Mapping[str, Any]) -> str | None:

@@ -19,6 +19,7 @@ GROUP = "cryptopipeline.io"
 VERSION = "v1alpha1"
 PLURAL = "cryptopipelines"
 KIND = "CryptoPipeline"
+API_VERSION = f"{GROUP}/{VERSION}"
 
 
 class _Model(BaseModel):

@@ -21,9 +21,10 @@ from cryptopipeline.ingestor._decode import (
     TradeFrame,
     decode,
 )
+from cryptopipeline.ingestor._intake import Health, Intake
+from cryptopipeline.ingestor._metrics import IngestorMetrics
 from cryptopipeline.ingestor._sequencer import TradeSequencer
 from cryptopipeline.ingestor._settings import IngestorSettings, IngestSettings
-from cryptopipeline.ingestor.service import Ingestor
 
 RECORDED = Path(__file__).resolve().parents[2].parent / "shared/data/coinbase"
 PRODUCTS = frozenset({"BTC-USD", "ETH-USD"})
@@ -144,10 +145,11 @@ def test_errors_are_control_frames() -> None:
 
 
 def test_a_last_trade_hint_is_never_published() -> None:
-    ingestor = Ingestor(IngestorSettings(exchange={"feed": "advanced-trade"}))
+    settings = IngestorSettings(exchange={"feed": "advanced-trade"})
+    intake = Intake(settings, IngestorMetrics(pipeline=settings.pipeline_name), Health())
     key = ("BTC-USD", Family.TICKER)
-    ingestor._sequencers = {key: TradeSequencer(next_id=40)}  # as a session sets them up
-    ingestor._gap_signals = {key: asyncio.Event()}
-    ingestor.accept(last_trade_hint("BTC-USD", 42), -1, 0)
-    assert len(ingestor._outbox) == 0  # nothing to publish
-    assert ingestor._gap_signals[key].is_set()  # trades 40..42 are now a gap to fill
+    intake.sequencers = {key: TradeSequencer(next_id=40)}  # as a session sets them up
+    intake.gap_signals = {key: asyncio.Event()}
+    intake.accept(last_trade_hint("BTC-USD", 42), -1, 0)
+    assert len(intake.outbox) == 0  # nothing to publish
+    assert intake.gap_signals[key].is_set()  # trades 40..42 are now a gap to fill

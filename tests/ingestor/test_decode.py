@@ -107,7 +107,16 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
 
 @given(st.text(max_size=2048))
 def test_arbitrary_text_never_raises(text: str) -> None:
-    decode(text, BTC, LIMIT)
+    """Whatever text arrives comes back as a frame; a rejection keeps the exact bytes and
+    says why, and text that is not a JSON object is always rejected as such."""
+    frame = decode(text, BTC, LIMIT)
+    assert isinstance(frame, TradeFrame | HeartbeatFrame | ControlFrame | RejectedFrame)
+    if isinstance(frame, RejectedFrame):
+        assert frame.raw == text.encode("utf-8", "surrogatepass")
+        assert frame.detail
+    if not text.strip().startswith("{"):  # JSON's whitespace is a subset of str.strip()'s
+        assert isinstance(frame, RejectedFrame)
+        assert frame.reason in (Reject.MALFORMED_JSON, Reject.NOT_AN_OBJECT)
 
 
 json_values = st.recursive(

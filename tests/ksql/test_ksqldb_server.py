@@ -49,8 +49,8 @@ from cryptopipeline.ksql._fixture import (
     synthetic_fixture,
     with_closing,
 )
-from cryptopipeline.ksql._metadata import MetadataStore
-from cryptopipeline.ksql._migrate import metadata_names, prepare
+from cryptopipeline.ksql._metadata import MetadataStore, metadata_names
+from cryptopipeline.ksql._prepare import prepare
 from cryptopipeline.ksql._server import RunningKsqlServer
 from cryptopipeline.ksql._split import CommandKind
 from cryptopipeline.ksql._verify import (

@@ -11,7 +11,7 @@ import pytest
 from cryptopipeline.coinbase import parse_time
 from cryptopipeline.coinbase._time import to_micros
 from cryptopipeline.ksql import MigrationVariables, load_migrations
-from cryptopipeline.ksql._migrate import prepare
+from cryptopipeline.ksql._prepare import prepare
 from cryptopipeline.ksql._split import referenced_variables
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
 """ksqlDB migrations: the reconciler with a fake runner (real API server), the adapter around
-`cryptopipeline.ksql.apply_migrations` with the library call stubbed, and the operator
+`cryptopipeline.ksql.apply_migrations` against the ksqlDB REST double, and the operator
 applying the built-in migrations to a real ksqlDB server and Kafka (direct mode)."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from cryptopipeline.core import TopicSpec
 from cryptopipeline_operator import OperatorSettings, Reconciler
 from cryptopipeline_operator._ksql import KsqlMigrationRunner, MigrationError, MigrationRequest
 from cryptopipeline_operator._kube import Kube
+from ksqldb_double import KsqlDouble
 
 REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "ksqldb"
 
@@ -124,54 +125,67 @@ async def test_missing_migrations_config_map_blocks(cluster: Cluster, namespace:
     assert [e[1] for e in events] == ["ConfigMapNotFound"]
 
 
-async def test_adapter_calls_the_runner_library(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    ksql = pytest.importorskip("cryptopipeline.ksql")
-    seen: dict[str, Any] = {}
-
-    async def fake_apply(settings: Any, folder: Path, *, variables: Mapping[str, str]) -> Any:
-        seen["url"] = settings.base_url()
-        seen["credentials"] = settings.credentials()
-        seen["files"] = sorted(p.name for p in folder.iterdir())  # noqa: ASYNC240 - a fake
-        seen["variables"] = dict(variables)
-        return ksql.MigrationReport(applied=(1, 2), current_version=2, server_version="0.29.0")
-
-    monkeypatch.setattr(ksql, "apply_migrations", fake_apply)
-    runner = KsqlMigrationRunner(builtin_dir=REPO_MIGRATIONS)
-    request = MigrationRequest(
-        url="http://ksqldb:8088",
-        username="u",
-        password="p",
-        files={"V000001__a.sql": "SELECT 1;", "V000002__b.sql": "SELECT 2;"},
-        variables={"raw_topic": "t"},
+def _stream(name: str) -> str:
+    return (
+        f"CREATE STREAM {name} (product_id VARCHAR KEY) "
+        "WITH (kafka_topic='${raw_topic}', value_format='JSON');"
     )
-    assert await runner.apply(request) == 2
-    assert seen == {
-        "url": "http://ksqldb:8088",
-        "credentials": ("u", "p"),
-        "files": ["V000001__a.sql", "V000002__b.sql"],
-        "variables": {"raw_topic": "t"},
-    }
-    builtin = MigrationRequest("http://ksqldb:8088", None, None, None, {})
-    assert await runner.apply(builtin) == 2
-    assert seen["files"] == sorted(p.name for p in REPO_MIGRATIONS.iterdir())
-    assert seen["credentials"] is None
 
 
-async def test_adapter_reports_runner_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    ksql = pytest.importorskip("cryptopipeline.ksql")
-
-    async def broken(settings: Any, folder: Path, *, variables: Mapping[str, str]) -> Any:
-        raise ksql.KsqlConnectionError("cannot reach http://ksqldb:8088")
-
-    monkeypatch.setattr(ksql, "apply_migrations", broken)
+async def test_adapter_calls_the_runner_library() -> None:
+    """The ConfigMap's files, the credentials and the `${...}` values reach ksqlDB through
+    the runner, and the version it reached comes back (the REST double checks the password;
+    the test ksqlDB server runs without authentication)."""
+    pytest.importorskip("cryptopipeline.ksql")
     runner = KsqlMigrationRunner(builtin_dir=REPO_MIGRATIONS)
+    double = KsqlDouble(topics={"t"}, auth=("u", "p")).start()
+    try:
+        request = MigrationRequest(
+            url=double.url,
+            username="u",
+            password="p",
+            files={"V000001__a.sql": _stream("a_ticks"), "V000002__b.sql": _stream("b_ticks")},
+            variables={"raw_topic": "t"},
+        )
+        assert await runner.apply(request) == 2
+        assert double.sources["A_TICKS"].topic == double.sources["B_TICKS"].topic == "t"
+        basic = "Basic " + base64.b64encode(b"u:p").decode()
+        assert {r.authorization for r in double.requests} == {basic}
+        assert await runner.apply(request) == 2  # again: nothing new, the same version
+    finally:
+        double.stop()
+
+    builtin = KsqlDouble().start()  # no files in the request: the built-in ksqldb/
+    try:
+        request = MigrationRequest(builtin.url, None, None, None, {})
+        assert await runner.apply(request) == len(list(REPO_MIGRATIONS.glob("V*.sql")))
+        assert {r.authorization for r in builtin.requests} == {None}
+    finally:
+        builtin.stop()
+
+
+async def test_adapter_reports_runner_errors() -> None:
+    pytest.importorskip("cryptopipeline.ksql")
+    runner = KsqlMigrationRunner(builtin_dir=REPO_MIGRATIONS)
+    gone = KsqlDouble().start()
+    gone.stop()  # nothing listens at its address any more
     with pytest.raises(MigrationError) as caught:
-        await runner.apply(MigrationRequest("http://ksqldb:8088", "u", "pw", None, {}))
+        await runner.apply(MigrationRequest(gone.url, "u", "pw", None, {}))
     assert caught.value.reason == "MigrationFailed"
-    assert "KsqlConnectionError: cannot reach" in str(caught.value)
+    assert "KsqlConnectionError: " in str(caught.value)
     assert "pw" not in str(caught.value)
+
+    double = KsqlDouble(topics={"t"}).start()
+    double.fail_on("b_ticks", "line 1:8: no viable alternative")
+    try:
+        files = {"V000001__a.sql": _stream("a_ticks"), "V000002__b.sql": _stream("b_ticks")}
+        request = MigrationRequest(double.url, None, None, files, {"raw_topic": "t"})
+        with pytest.raises(MigrationError) as failed:
+            await runner.apply(request)
+    finally:
+        double.stop()
+    assert failed.value.reason == "MigrationFailed"
+    assert "V000002__b.sql:1" in str(failed.value) and "no viable alternative" in str(failed.value)
 
 
 @pytest.mark.kube

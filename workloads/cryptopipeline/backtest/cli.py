@@ -1,39 +1,29 @@
 """`cryptopipeline backtest`: a candle CSV or a feed recording through the live engine, to a
-report directory (report.json, summary.txt, chart.png). See docs/backtest.md."""
+report directory (report.json, summary.txt, chart.png). See docs/backtest.md.
+
+The configuration is read in `_config`, the input in `_source`; this module holds the
+command line, the progress bar, the parameter grid's fan-out and the exit codes."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import functools
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from cryptopipeline.backtest._engine import Backtest, BacktestConfig
-from cryptopipeline.backtest._grid import RANK_METRICS, param_value, parse_grid, run_grid
-from cryptopipeline.backtest._inputs import (
-    InputError,
-    Progress,
-    file_size,
-    read_candles,
-    read_messages,
-)
-from cryptopipeline.backtest._kafka import read_topic_range
+from cryptopipeline.backtest._config import build_config
+from cryptopipeline.backtest._engine import BacktestConfig
+from cryptopipeline.backtest._grid import RANK_METRICS, parse_grid, run_grid
+from cryptopipeline.backtest._inputs import InputError, Progress, file_size
 from cryptopipeline.backtest._report import write_grid, write_report
-from cryptopipeline.coinbase import format_time
-from cryptopipeline.market import epoch_us
+from cryptopipeline.backtest._source import Source, run_source, source_of
 
 EXIT_BAD_INPUT = 2
 _PROG = "cryptopipeline backtest"
@@ -84,120 +74,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _snake(key: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
-
-
-def _snake_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {_snake(str(k)): _snake_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_snake_keys(v) for v in value]
-    return value
-
-
-def _load_config_file(path: Path) -> dict[str, Any]:
-    """The CRD's spec (or a whole CryptoPipeline manifest) or the signaler/bot settings shape."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read config {path}: {exc.strerror}") from None
-    try:
-        if path.suffix == ".json":
-            raw = orjson.loads(text)
-        else:
-            import yaml
-
-            raw = yaml.safe_load(text)
-    except Exception as exc:
-        raise InputError(
-            f"config {path}: not valid YAML/JSON: {str(exc).splitlines()[0]}"
-        ) from None
-    if not isinstance(raw, dict):
-        raise InputError(f"config {path}: expected a mapping at the top")
-    if raw.get("kind") == "CryptoPipeline":
-        raw = raw.get("spec") or {}
-    strategies = raw.get("strategies")
-    out: dict[str, Any] = {}
-    if strategies is not None:
-        out["strategies"] = strategies  # parameters keep their own names
-    candles = _snake_keys(raw.get("candles") or {})
-    if "intervals_seconds" in candles:
-        out["intervals_s"] = candles["intervals_seconds"]
-    if "intervals_s" in candles:
-        out["intervals_s"] = candles["intervals_s"]
-    for key in ("grace_s", "grace_seconds"):
-        if key in candles:
-            out["grace_s"] = candles[key]
-    bot = _snake_keys(raw.get("bot") or {})
-    risk = _snake_keys(raw.get("risk") or bot.get("risk") or {})
-    if risk:
-        out["risk"] = risk
-    trading = _snake_keys(raw.get("trading") or bot.get("trading") or {})
-    if trading:
-        out["trading"] = trading
-    for key in ("fee_rate", "slippage", "slippage_bps"):
-        if key in raw:
-            out[key] = raw[key]
-    return out
-
-
-def build_config(args: argparse.Namespace) -> BacktestConfig:
-    """The run's configuration from --config and the flags (flags win)."""
-    values: dict[str, Any] = _load_config_file(args.config) if args.config else {}
-    if args.strategy:
-        params: dict[str, float | int | str] = {}
-        for item in args.param:
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise InputError(f"--param {item!r}: expected KEY=VALUE")
-            params[key.strip()] = param_value(value.strip())
-        values["strategies"] = [{"name": args.strategy, "parameters": params}]
-    elif args.param:
-        raise InputError("--param needs --strategy")
-    if not values.get("strategies"):
-        raise InputError("no strategy: give --strategy NAME or --config FILE with strategies")
-    if args.candle_seconds is not None:
-        values["intervals_s"] = [args.candle_seconds]
-    if args.grace_seconds is not None:
-        values["grace_s"] = args.grace_seconds
-    trading = dict(values.get("trading") or {})
-    if args.cash is not None:
-        trading["starting_cash"] = args.cash
-    if args.quote_amount is not None:
-        trading["sizing"] = {**dict(trading.get("sizing") or {}), "mode": "fixed_quote",
-                             "quote_amount": args.quote_amount}  # fmt: skip
-    values["trading"] = trading
-    risk = dict(values.get("risk") or {})
-    for flag, key in (
-        ("max_order_notional", "max_order_notional"),
-        ("max_position_notional", "max_position_notional"),
-        ("max_daily_loss", "max_daily_loss"),
-        ("stale_price_s", "stale_price_s"),
-        ("cooldown_s", "cooldown_after_fill_s"),
-    ):
-        if getattr(args, flag) is not None:
-            risk[key] = getattr(args, flag)
-    values["risk"] = risk
-    for flag in ("fee_rate", "slippage", "slippage_bps"):
-        if getattr(args, flag) is not None:
-            values[flag] = getattr(args, flag)
-    for flag in ("fee_rate", "slippage_bps"):
-        if isinstance(values.get(flag), str):
-            try:
-                Decimal(values[flag])
-            except InvalidOperation:
-                raise InputError(
-                    f"--{flag.replace('_', '-')}: {values[flag]!r} is not a number"
-                ) from None
-    try:
-        return BacktestConfig.model_validate(values)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "config"
-        raise InputError(f"invalid {where}: {error['msg']}") from None
-
-
 class ProgressBar:
     """A one-line progress bar on stderr, shown once a run has taken a second."""
 
@@ -241,104 +117,6 @@ class ProgressBar:
             self._draw(self.clock())
             self.stream.write("\n")
             self.stream.flush()
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where the run reads (picklable: grid workers read it themselves)."""
-
-    kind: str  # csv | jsonl | kafka
-    path: str = ""
-    product: str = "BTC-USD"
-    candle_seconds: int | None = None
-    bootstrap_servers: str = ""
-    topic: str = ""
-    from_ms: int = 0
-    to_ms: int = 0
-
-    def describe(self) -> dict[str, Any]:
-        if self.kind == "kafka":
-            return {"kind": "kafka", "topic": self.topic, "bootstrap_servers":
-                    self.bootstrap_servers, "from": format_time(self.from_ms * 1000),
-                    "to": format_time(self.to_ms * 1000)}  # fmt: skip
-        return {"kind": self.kind, "path": self.path}
-
-
-def _time_ms(text: str, flag: str) -> int:
-    try:
-        return epoch_us(text) // 1000
-    except ValueError:
-        raise InputError(f"{flag} {text!r} is not an RFC 3339 time") from None
-
-
-def source_of(args: argparse.Namespace) -> Source:
-    if args.topic:
-        if args.input is not None:
-            raise InputError("give --input or --topic, not both")
-        if not args.bootstrap_servers or not args.start or not args.end:
-            raise InputError("--topic needs --bootstrap-servers, --from and --to")
-        start, end = _time_ms(args.start, "--from"), _time_ms(args.end, "--to")
-        if end <= start:
-            raise InputError(f"--to {args.end} is not after --from {args.start}")
-        return Source("kafka", bootstrap_servers=args.bootstrap_servers, topic=args.topic,
-                      from_ms=start, to_ms=end)  # fmt: skip
-    if args.input is None:
-        raise InputError("give --input FILE or --topic with --bootstrap-servers, --from, --to")
-    path: Path = args.input
-    kind = args.format
-    if kind == "auto":
-        kind = "csv" if path.suffix.lower() == ".csv" else "jsonl"
-    return Source(kind, str(path), args.product, args.candle_seconds)
-
-
-def run_source(
-    config: BacktestConfig, source: Source, progress: Progress, tick: Callable[[], None]
-) -> Backtest:
-    """One backtest of `config` over `source`, to its end."""
-    bt = Backtest(config)
-    if source.kind == "kafka":
-
-        async def consume() -> None:
-            reader = read_topic_range(
-                source.bootstrap_servers, source.topic, source.from_ms, source.to_ms, progress
-            )
-            n = 0
-            async for value in reader:
-                bt.on_message(value)
-                n += 1
-                if not n % 4096:
-                    tick()
-
-        try:
-            asyncio.run(consume())
-        except KafkaError as exc:
-            raise InputError(f"cannot read topic {source.topic!r}: {exc}") from None
-        return bt
-    name = source.path
-    try:
-        stream: IO[Any] = (
-            open(name, encoding="utf-8", newline="") if source.kind == "csv" else open(name, "rb")  # noqa: SIM115
-        )
-    except OSError as exc:
-        raise InputError(f"cannot read {name}: {exc.strerror}") from None
-    with stream:
-        if source.kind == "csv":
-            interval = config.intervals_s[0] if source.candle_seconds else None
-            candles = read_candles(stream, name, product_id=source.product, interval_s=interval,
-                                   progress=progress)  # fmt: skip
-            for n, candle in enumerate(candles):
-                if n == 0 and candle.interval_s != config.intervals_s[0]:
-                    # the CSV's own interval, known once it is read
-                    bt = Backtest(config.model_copy(update={"intervals_s": [candle.interval_s]}))
-                bt.on_candle(candle)
-                if not n % 4096:
-                    tick()
-        else:
-            for n, message in enumerate(read_messages(stream, name, progress)):
-                bt.on_message(message)
-                if not n % 4096:
-                    tick()
-    return bt
 
 
 def _with_parameters(config: BacktestConfig, params: dict[str, Any]) -> BacktestConfig:

@@ -1,4 +1,5 @@
-"""Coinbase Exchange wire protocol: time format, feed messages and REST objects, no I/O.
+"""Coinbase's wire protocols, no I/O: Exchange's time format, feed messages and REST objects,
+and Advanced Trade's market data (`_advanced_market`).
 
 Builders return dicts in Coinbase's key order with Coinbase's JSON types; parsers read them back.
 """

@@ -1,6 +1,6 @@
 """What every CryptoPipeline program shares: typed settings (`core.settings`), the Kafka
-toolkit (`core.kafka`), logs, the ops endpoints (`core.ops`) and the labels every metric
-carries (`core.metrics`).
+toolkit (`core.kafka`), logs, the ops endpoints (`core.ops`), start-up and SIGTERM handling
+(`core.service`) and the labels every metric carries (`core.metrics`).
 
 Programs build one settings object at their edge and pass it down; nothing here reads
 `os.environ` deep in the code. Importing this package loads no Kafka client: the Kafka

@@ -51,7 +51,11 @@ class FrameSink(Protocol):
 
 
 class Backoff:
-    """Full-jitter exponential backoff: a random delay in [0, min(cap, base * 2**n))."""
+    """Exponential backoff with "equal jitter": for the n-th loss in a row (from 0), a delay in
+    [c/2, c) with c = min(cap, base * 2**n). Jitter spreads the two sockets' reconnects apart;
+    the floor of c/2 (which full jitter, [0, c), lacks) keeps a reconnect storm bounded:
+    with the defaults, at most three reconnects per socket in the first second and one a
+    second after, which Coinbase's per-IP connection limit allows (docs/ingestor.md)."""
 
     def __init__(self, base: float, cap: float, rng: random.Random | None = None) -> None:
         self.base, self.cap = base, cap

@@ -7,6 +7,8 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 
+from cryptopipeline.ingestor._decode import TradeFrame
+
 
 @dataclass(slots=True, frozen=True)
 class OutRecord:
@@ -18,6 +20,28 @@ class OutRecord:
     product: str
     kind: str  # trade | backfill | heartbeat | dead_letter
     receive_ns: int
+
+
+@dataclass(slots=True)
+class Pending:
+    """A trade on its way to the outbox (a sequencer may hold it until its turn), with where
+    and when it was received."""
+
+    frame: TradeFrame
+    connection: int
+    receive_ns: int
+    backfill: bool
+
+
+def ingest_headers(
+    receive_ns: int, connection: int, backfill: bool
+) -> tuple[tuple[str, bytes], ...]:
+    """The ingest metadata every record carries: receive time, connection, REST backfill."""
+    return (
+        ("receive_time_ns", str(receive_ns).encode()),
+        ("connection_id", str(connection).encode()),
+        ("backfill", b"true" if backfill else b"false"),
+    )
 
 
 class Outbox:

@@ -1,6 +1,7 @@
 """ksqlDB layer: apply the versioned migrations in ksqldb/ and record them in ksqlDB itself.
 
-Compatible with Confluent's `ksql-migrations` metadata; `cryptopipeline ksql` is the CLI.
+Compatible with Confluent's `ksql-migrations` metadata; `cryptopipeline ksql` is the CLI, whose
+`verify` compares ksqlDB's candles with the signaler's on a real server (`_server` runs one).
 """
 
 from cryptopipeline.ksql._client import (
@@ -11,21 +12,16 @@ from cryptopipeline.ksql._client import (
     KsqlTimeoutError,
     ServerInfo,
 )
-from cryptopipeline.ksql._files import MigrationFile, MigrationFileError, checksum, load_migrations
-from cryptopipeline.ksql._metadata import MigrationRecord, MigrationState
-from cryptopipeline.ksql._migrate import (
+from cryptopipeline.ksql._errors import (
     ChecksumMismatchError,
     MigrationError,
     MigrationFailedError,
-    MigrationReport,
-    MigrationStatus,
     MissingMigrationError,
     MissingTopicError,
-    VersionStatus,
-    apply_migrations,
-    migration_status,
-    validate_migrations,
 )
+from cryptopipeline.ksql._files import MigrationFile, MigrationFileError, checksum, load_migrations
+from cryptopipeline.ksql._metadata import MigrationRecord, MigrationState
+from cryptopipeline.ksql._migrate import MigrationReport, apply_migrations
 from cryptopipeline.ksql._settings import KsqlSettings, MigrationVariables
 from cryptopipeline.ksql._split import (
     SqlSyntaxError,
@@ -33,6 +29,12 @@ from cryptopipeline.ksql._split import (
     UndefinedVariableError,
     split_statements,
     substitute,
+)
+from cryptopipeline.ksql._status import (
+    MigrationStatus,
+    VersionStatus,
+    migration_status,
+    validate_migrations,
 )
 from cryptopipeline.ksql.cli import add_parser, run
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from cryptopipeline.ksql._client import KsqlClient, KsqlServerError, KsqlTimeoutError
+from cryptopipeline.ksql._settings import KsqlSettings
 
 CURRENT_VERSION_KEY = "CURRENT"
 NONE_VERSION = "<none>"
@@ -221,3 +222,16 @@ def _not_available_yet(exc: KsqlServerError) -> bool:
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
+
+
+def metadata_names(settings: KsqlSettings, service_id: str) -> MetadataNames:
+    """Metadata names and topics; topics default to `<service id>ksql_<name>` like the tool."""
+    return MetadataNames(
+        stream=settings.migrations_stream,
+        table=settings.migrations_table,
+        stream_topic=settings.migrations_stream_topic
+        or f"{service_id}ksql_{settings.migrations_stream}",
+        table_topic=settings.migrations_table_topic
+        or f"{service_id}ksql_{settings.migrations_table}",
+        replicas=settings.migrations_topic_replicas,
+    )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cryptopipeline.ksql._client import KsqlClient, KsqlError
+from cryptopipeline.ksql._errors import MigrationError
 from cryptopipeline.ksql._files import MigrationFileError
 from cryptopipeline.ksql._fixture import (
     FixtureRecord,
@@ -31,7 +32,7 @@ from cryptopipeline.ksql._fixture import (
     synthetic_fixture,
     with_closing,
 )
-from cryptopipeline.ksql._migrate import MigrationError, apply_migrations
+from cryptopipeline.ksql._migrate import apply_migrations
 from cryptopipeline.ksql._settings import KsqlSettings, MigrationVariables
 
 log = logging.getLogger(__name__)

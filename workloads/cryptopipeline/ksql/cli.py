@@ -16,16 +16,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from cryptopipeline.ksql._client import KsqlError
+from cryptopipeline.ksql._errors import ChecksumMismatchError, MissingMigrationError
 from cryptopipeline.ksql._files import MigrationFileError
-from cryptopipeline.ksql._migrate import (
-    ChecksumMismatchError,
-    MigrationStatus,
-    MissingMigrationError,
-    apply_migrations,
-    migration_status,
-    validate_migrations,
-)
+from cryptopipeline.ksql._migrate import apply_migrations
 from cryptopipeline.ksql._settings import KsqlSettings
+from cryptopipeline.ksql._status import MigrationStatus, migration_status, validate_migrations
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -1,4 +1,6 @@
-"""coinbase-sim: a local exchange speaking Coinbase Exchange's WebSocket feed and REST API.
+"""coinbase-sim: a local exchange speaking Coinbase Exchange's WebSocket feed and REST API,
+Advanced Trade's market-data feed and trades REST (optionally over TLS), and the Advanced
+Trade order API the bot trades through (on a second port).
 
 Synthetic (seeded) or replayed markets, fault injection per connection, and the ground truth
 of every trade it published.

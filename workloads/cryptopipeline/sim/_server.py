@@ -22,8 +22,8 @@ from types import TracebackType
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+import cryptopipeline.sim._tls as _tls
 from cryptopipeline.coinbase._time import to_micros
-from cryptopipeline.sim import _tls
 from cryptopipeline.sim._advanced_feed import ADVANCED_PATH, AdvancedFeed, AdvancedSubscriber
 from cryptopipeline.sim._advanced_rest import MarketTradesApi
 from cryptopipeline.sim._config import SimConfig
