@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cryptopipeline.bot._broker import Broker, BrokerUnavailable
 from cryptopipeline.bot._coinbase import AdvancedTradeClient, AuthenticationFailed, CoinbaseBroker
-from cryptopipeline.bot._inputs import BadInput, decode_signal, decode_tick
+from cryptopipeline.bot._inputs import BadInput, Tick, decode_signal, decode_tick
 from cryptopipeline.bot._killswitch import (
     KILL_SWITCH_KEY,
     KillSwitchRecord,
@@ -34,12 +34,11 @@ from cryptopipeline.bot._metrics import BotMetrics
 from cryptopipeline.bot._orderlog import OrderLog, read_order_log
 from cryptopipeline.bot._paper import PaperBroker
 from cryptopipeline.bot._settings import BotSettings
-from cryptopipeline.coinbase import format_time
-from cryptopipeline.coinbase._time import parse_time, to_micros
+from cryptopipeline.coinbase import epoch_us, format_time
 from cryptopipeline.core import ensure_topics
 from cryptopipeline.core.ops import OpsRequest, OpsServer
 from cryptopipeline.core.records import Action, TradeSignal
-from cryptopipeline.market import Heartbeat, Tick, epoch_us, parse_event
+from cryptopipeline.market import Heartbeat
 from cryptopipeline.trading import (
     Blotter,
     BrokerUpdate,
@@ -340,15 +339,15 @@ class Bot:
     def on_tick(self, raw: bytes, where: str = "") -> None:
         """One raw-topic record: a checked ticker moves the book and the marks; anything
         else that claims to be a ticker is bad input (counted, logged once, skipped)."""
-        try:
-            tick = decode_tick(raw, self._products)  # the same edge checks on either clock
+        try:  # the one parser, on either clock
+            tick = decode_tick(raw, self._products, heartbeats=self.event_clock)
         except BadInput as exc:
             self.bad_input("tick", exc, where)
             return
         if self.event_clock:
-            self._on_event_time_tick(raw)
+            self._on_event_time_tick(tick)
             return
-        if tick is None:
+        if not isinstance(tick, Tick):
             return
         product = tick.product_id
         self.books[product] = (tick.bid, tick.ask)
@@ -366,13 +365,10 @@ class Bot:
                       extra={"source": source, "reason": exc.reason, "detail": exc.detail,
                              "at": where})  # fmt: skip
 
-    def _on_event_time_tick(self, raw: bytes) -> None:
+    def _on_event_time_tick(self, event: Tick | Heartbeat | None) -> None:
         """Event clock: the market as event time saw it; marks and paper books move at signals."""
-        event = parse_event(raw)
         if isinstance(event, Tick):
-            price = event.price
-            bid, ask = event.best_bid or price, event.best_ask or price
-            self.market.on_tick(event.product_id, event.time_us, bid, ask)
+            self.market.on_tick(event.product_id, event.time_us, event.bid, event.ask)
         elif isinstance(event, Heartbeat):
             self.market.on_heartbeat(event.product_id, event.time_us)
         else:
@@ -596,6 +592,6 @@ def _is_loopback(host: str) -> bool:
 
 def _event_seconds(text: str) -> float:
     try:
-        return to_micros(parse_time(text)) / 1_000_000
+        return epoch_us(text) / 1_000_000
     except ValueError:
         return 0.0
