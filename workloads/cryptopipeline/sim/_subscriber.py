@@ -26,7 +26,7 @@ from cryptopipeline.coinbase import (
     subscriptions_message,
 )
 from cryptopipeline.sim._faults import MALFORMED_FRAME, FaultDice, FaultPlan
-from cryptopipeline.sim._frames import ControlFrame, text_frame
+from cryptopipeline.sim._frames import ReplyFrame, text_frame
 
 if TYPE_CHECKING:
     from cryptopipeline.sim._feed import Feed
@@ -111,7 +111,7 @@ class Subscriber:
     # -- control messages --------------------------------------------------------------------
 
     def send_control(self, message: object) -> None:
-        self.enqueue(ControlFrame(text_frame(orjson.dumps(message))))
+        self.enqueue(ReplyFrame(text_frame(orjson.dumps(message))))
 
     def handle_text(self, raw: str | bytes) -> None:
         try:
@@ -249,7 +249,7 @@ class Subscriber:
         transport = self.ws.transport
         out: list[bytes] = []
         for frame in batch:
-            if isinstance(frame, ControlFrame):
+            if isinstance(frame, ReplyFrame):
                 out.append(frame)
                 continue
             outcome = self.dice.outcome(plan)
