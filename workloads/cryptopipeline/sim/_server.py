@@ -64,7 +64,7 @@ class SimServer:
         self.config = config
         self.stats = SimStats()
         self.ledger = TradeLedger(config.ground_truth)
-        self.feed = Feed(faults=config.faults, stats=self.stats, seed=config.seed)
+        self.feed: Feed[Subscriber] = Feed(faults=config.faults, stats=self.stats, seed=config.seed)
         self.feed.await_subscribers = config.await_subscribers
         if config.await_subscribers == 0:
             self.feed.subscribed.set()

@@ -26,10 +26,10 @@ from cryptopipeline.coinbase import (
     subscriptions_message,
 )
 from cryptopipeline.sim._faults import MALFORMED_FRAME, FaultDice, FaultPlan
+from cryptopipeline.sim._feed import Feed
 from cryptopipeline.sim._frames import ReplyFrame, text_frame
 
 if TYPE_CHECKING:
-    from cryptopipeline.sim._feed import Feed
     from cryptopipeline.sim._ledger import TradeLedger
 
 log = logging.getLogger("cryptopipeline.sim")
@@ -45,7 +45,7 @@ class Subscriber:
         self,
         ws: ServerConnection,
         index: int,
-        feed: Feed,
+        feed: Feed[Subscriber],
         ledger: TradeLedger,
         *,
         paced: bool,
