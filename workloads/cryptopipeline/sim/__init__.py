@@ -1,4 +1,5 @@
-"""coinbase-sim: a local exchange speaking Coinbase Exchange's WebSocket feed and REST API.
+"""coinbase-sim: a local exchange speaking Coinbase Exchange's WebSocket feed and REST API,
+and Advanced Trade's order endpoints (one simulated account).
 
 Synthetic (seeded) or replayed markets, fault injection per connection, and the ground truth
 of every trade it published.

@@ -122,15 +122,7 @@ class Subscriber:
             self.send_control(error_message(exc.message, exc.reason))
 
     def _apply(self, request: FeedRequest) -> None:
-        failure = "Failed to subscribe" if request.type == "subscribe" else "Failed to unsubscribe"
-        for name, products in request.channels.items():
-            if name not in CHANNELS:
-                raise FeedRequestError(failure, f"{name} is not a valid channel")
-            for product in products:
-                if not self.ledger.has_product(product):
-                    raise FeedRequestError(failure, f"{product} is not a valid product")
-            if request.type == "subscribe" and not products:
-                raise FeedRequestError(failure, f"No product ids provided for {name}")
+        _check_request(request, self.ledger)
         if request.type == "subscribe":
             newly_matched: list[str] = []
             for name, products in request.channels.items():
@@ -293,3 +285,17 @@ class Subscriber:
                 await self.ws.close(code, reason)
         except TimeoutError:
             self.ws.transport.abort()
+
+
+def _check_request(request: FeedRequest, ledger: TradeLedger) -> None:
+    """Refuse, as Coinbase does, a channel it does not have, a product it does not list, or a
+    subscribe without products."""
+    failure = "Failed to subscribe" if request.type == "subscribe" else "Failed to unsubscribe"
+    for name, products in request.channels.items():
+        if name not in CHANNELS:
+            raise FeedRequestError(failure, f"{name} is not a valid channel")
+        for product in products:
+            if not ledger.has_product(product):
+                raise FeedRequestError(failure, f"{product} is not a valid product")
+        if request.type == "subscribe" and not products:
+            raise FeedRequestError(failure, f"No product ids provided for {name}")
