@@ -31,7 +31,7 @@ TOKEN_CLAIMS = ("exp", "nbf", "iss", "sub", "uri")
 
 MARKET_IOC = "market_market_ioc"
 LIMIT_GTC = "limit_limit_gtc"
-ORDER_SIDES = frozenset({"BUY", "SELL"})
+ORDER_SIDES = ("BUY", "SELL")  # a tuple: `in` must not raise for an unhashable forged value
 
 
 class OrderWireError(ValueError):
