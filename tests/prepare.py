@@ -12,7 +12,8 @@ build outlasts pytest-timeout), and no test skips because a step was forgotten.
 
 Steps: Kafka's jars (Maven), kube-apiserver + etcd (Go; k8s/testenv/build.py), Helm (Go) and
 promtool + prometheus (Debian's package; charts/tools.py), a real ksqlDB server (Maven;
-../shared/ksqldb/build.sh when ../shared is beside the clone). A toolchain that is absent
+../shared/ksqldb/build.sh when ../shared is beside the clone), cryptofeed in its own venv
+(pip; tests/thirdparty_clients.py). A toolchain that is absent
 (no Go, not root for apt-get, no ../shared/ksqldb) is reported once here and the tests that
 need it skip saying why; docs/testing.md lists those cases.
 
@@ -110,11 +111,28 @@ def ksqldb_server() -> str:
                 "ksqlDB build (../shared/ksqldb/build.sh)")  # fmt: skip
 
 
+def cryptofeed_client() -> str:
+    """cryptofeed from PyPI in a virtual environment of its own (the third-party client test)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from thirdparty_clients import ensure_cryptofeed
+
+    try:
+        return str(ensure_cryptofeed())
+    except subprocess.CalledProcessError as exc:
+        raise StepFailed(f"pip could not install cryptofeed: {exc}") from exc
+
+
 STEPS = (
     Step("kafka", "Kafka 4.3.1 jars for the broker every kafka test starts", kafka_jars, "maven"),
     Step("control-plane", "kube-apiserver + etcd for the kube tests", control_plane, "go"),
     Step("chart-tools", "Helm, promtool and prometheus for the chart tests", chart_tools, "go"),
     Step("ksqldb", "a real ksqlDB server for the ksqldb tests", ksqldb_server, "maven"),
+    Step(
+        "cryptofeed",
+        "cryptofeed 2.4.1 in its own venv, a third-party Advanced Trade client",
+        cryptofeed_client,
+        "pip",
+    ),
 )
 
 
@@ -154,9 +172,9 @@ def main(argv: list[str]) -> int:
             elif not failed:
                 run(step)
 
-    # Two lanes side by side: Maven mostly downloads while Go mostly compiles, so a cold
-    # preparation takes about as long as its longer lane, not the sum of both.
-    lanes = [[s for s in STEPS if s.lane == name] for name in ("maven", "go")]
+    # Lanes side by side: Maven mostly downloads while Go mostly compiles (and pip builds two
+    # small C extensions), so a cold preparation takes about as long as its longest lane.
+    lanes = [[s for s in STEPS if s.lane == name] for name in ("maven", "go", "pip")]
     threads = [threading.Thread(target=lane, args=(steps,)) for steps in lanes]
     for thread in threads:
         thread.start()

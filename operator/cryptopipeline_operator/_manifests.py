@@ -108,6 +108,7 @@ def workload_config(pipeline: Pipeline, workload: Workload) -> dict[str, str]:
     products = ",".join(spec.products)
     if workload == "ingestor":
         config |= {
+            "CRYPTOPIPELINE_EXCHANGE__FEED": spec.exchange.feed,
             "CRYPTOPIPELINE_EXCHANGE__WS_URL": spec.exchange.ws_url,
             "CRYPTOPIPELINE_EXCHANGE__REST_URL": spec.exchange.rest_url,
             "CRYPTOPIPELINE_EXCHANGE__PRODUCTS": products,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "cryptopipeline.io"
@@ -24,11 +24,27 @@ class _Model(BaseModel):
     )
 
 
+_EXCHANGE_WS = "wss://ws-feed.exchange.coinbase.com"
+_EXCHANGE_REST = "https://api.exchange.coinbase.com"
+
+
 class ExchangeSpec(_Model):
-    ws_url: str = "wss://ws-feed.exchange.coinbase.com"
-    rest_url: str = "https://api.exchange.coinbase.com"
+    feed: Literal["exchange", "advanced-trade"] = "exchange"
+    ws_url: str = _EXCHANGE_WS
+    rest_url: str = _EXCHANGE_REST
     channels: list[str] = Field(default_factory=lambda: ["ticker", "heartbeat"])
     connections: int = 2
+
+    @model_validator(mode="after")
+    def _advanced_trade_urls(self) -> ExchangeSpec:
+        """The CRD defaults the URLs to the Exchange's; for the advanced-trade feed those
+        defaults mean "the feed's own", which the ingestor picks when none is passed."""
+        if self.feed == "advanced-trade":
+            if self.ws_url == _EXCHANGE_WS:
+                object.__setattr__(self, "ws_url", "wss://advanced-trade-ws.coinbase.com")
+            if self.rest_url == _EXCHANGE_REST:
+                object.__setattr__(self, "rest_url", "https://api.coinbase.com")
+        return self
 
 
 class TopicNamesSpec(_Model):

@@ -17,18 +17,28 @@ from cryptopipeline.sim._server import SimServer
 
 Records = kafka_support.Records
 
+FEEDS = ("exchange", "advanced-trade")
+"""The two Coinbase protocols the ingestor reads; exactly-once tests run for both."""
+
+
+def feed_url(sim: SimServer, feed: str) -> str:
+    """The simulator's WebSocket address of `feed`."""
+    return sim.advanced_ws_url if feed == "advanced-trade" else sim.ws_url
+
 
 def ingestor_settings(
-    bootstrap: str, sim: SimServer, raw: str, dlq: str, **ingest: Any
+    bootstrap: str, sim: SimServer, raw: str, dlq: str, feed: str = "exchange", **ingest: Any
 ) -> IngestorSettings:
     return IngestorSettings(
         kafka={"bootstrap_servers": bootstrap, "client_id": "test"},
         topics={"raw": raw, "dead_letter": dlq},
         exchange={
-            "ws_url": sim.ws_url,
+            "feed": feed,
+            "ws_url": feed_url(sim, feed),
             "rest_url": sim.http_url,
             "products": list(sim.config.products),
             "connections": 2,
+            "ca_file": str(sim.ca_file) if sim.ca_file else None,
         },
         ingest={"heartbeat_timeout_s": 2.0, "gap_grace_s": 0.2, "reconnect_max_s": 1.0, **ingest},
         ops={"host": "127.0.0.1", "port": 0},

@@ -1,5 +1,6 @@
 """Restarts: SIGTERM flushes and exits; kill -9 and a Kafka broker restart lose and double
-nothing, because the ingestor re-reads the log and backfills the time it was away."""
+nothing, because the ingestor re-reads the log and backfills the time it was away. Both
+feeds (Exchange and Advanced Trade) run each test."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 import orjson
 import pytest
 from ingest_support import (
+    FEEDS,
     assert_exactly_once,
     checkpoint,
     collect,
     contains,
+    feed_url,
     ingestor_settings,
     running,
     wait_for,
@@ -31,13 +34,14 @@ from cryptopipeline.sim._server import SimServer
 pytestmark = pytest.mark.kafka
 
 
-def _env(bootstrap: str, sim: SimServer, raw: str, dlq: str) -> dict[str, str]:
+def _env(bootstrap: str, sim: SimServer, raw: str, dlq: str, feed: str) -> dict[str, str]:
     return {
         **os.environ,
+        "CRYPTOPIPELINE_EXCHANGE__FEED": feed,
         "CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
         "CRYPTOPIPELINE_TOPICS__RAW": raw,
         "CRYPTOPIPELINE_TOPICS__DEAD_LETTER": dlq,
-        "CRYPTOPIPELINE_EXCHANGE__WS_URL": sim.ws_url,
+        "CRYPTOPIPELINE_EXCHANGE__WS_URL": feed_url(sim, feed),
         "CRYPTOPIPELINE_EXCHANGE__REST_URL": sim.http_url,
         "CRYPTOPIPELINE_EXCHANGE__PRODUCTS": ",".join(sim.config.products),
         "CRYPTOPIPELINE_INGEST__GAP_GRACE_S": "0.2",
@@ -57,8 +61,9 @@ def _trades_in(records: list[object]) -> int:
     return sum(1 for r in records if b'"type":"ticker"' in r.value)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("feed", FEEDS)
 async def test_sigterm_then_kill_9_then_restart_is_exactly_once(
-    kafka_settings: KafkaSettings, raw_topics: tuple[str, str]
+    kafka_settings: KafkaSettings, raw_topics: tuple[str, str], feed: str
 ) -> None:
     raw, dlq = raw_topics
     bootstrap = kafka_settings.bootstrap_servers
@@ -66,7 +71,7 @@ async def test_sigterm_then_kill_9_then_restart_is_exactly_once(
         port=0, products=("BTC-USD", "ETH-USD"), seed=5, rate=400, await_subscribers=2
     )
     async with SimServer(config) as sim:
-        env = _env(bootstrap, sim, raw, dlq)
+        env = _env(bootstrap, sim, raw, dlq, feed)
 
         first = await _start(env)
         await collect(bootstrap, raw, lambda r: _trades_in(r) >= 1_000, within=60)
@@ -110,7 +115,10 @@ async def own_broker(tmp_path: Path) -> LocalKafka:
         await asyncio.to_thread(broker.stop)
 
 
-async def test_kafka_broker_restart_mid_stream_is_exactly_once(own_broker: LocalKafka) -> None:
+@pytest.mark.parametrize("feed", FEEDS)
+async def test_kafka_broker_restart_mid_stream_is_exactly_once(
+    own_broker: LocalKafka, feed: str
+) -> None:
     bootstrap = own_broker.bootstrap_servers
     settings = KafkaSettings(bootstrap_servers=bootstrap)
     await ensure_topics(settings, [TopicSpec(name="btc_usd"), TopicSpec(name="btc_usd_dlq")])
@@ -118,7 +126,7 @@ async def test_kafka_broker_restart_mid_stream_is_exactly_once(own_broker: Local
         port=0, products=("BTC-USD", "ETH-USD"), seed=9, rate=400, await_subscribers=2
     )
     async with SimServer(config) as sim:
-        ingestor = Ingestor(ingestor_settings(bootstrap, sim, "btc_usd", "btc_usd_dlq"))
+        ingestor = Ingestor(ingestor_settings(bootstrap, sim, "btc_usd", "btc_usd_dlq", feed))
         async with running(ingestor):
             await collect(bootstrap, "btc_usd", lambda r: _trades_in(r) >= 1_000, within=60)
             assert await asyncio.to_thread(own_broker.stop) == "stopped"

@@ -139,6 +139,23 @@ def test_configuration_per_workload() -> None:
     assert config_map(example(), "bot")["data"] == bot
 
 
+def test_feed_selection_reaches_the_ingestor() -> None:
+    exchange = workload_config(example(), "ingestor")
+    assert exchange["CRYPTOPIPELINE_EXCHANGE__FEED"] == "exchange"
+    assert exchange["CRYPTOPIPELINE_EXCHANGE__WS_URL"] == "wss://ws-feed.exchange.coinbase.com"
+    spec = yaml.safe_load(EXAMPLE.read_text())["spec"]
+    advanced = workload_config(
+        pipeline({**spec, "exchange": {"feed": "advanced-trade"}}), "ingestor"
+    )
+    assert advanced["CRYPTOPIPELINE_EXCHANGE__FEED"] == "advanced-trade"
+    assert advanced["CRYPTOPIPELINE_EXCHANGE__WS_URL"] == "wss://advanced-trade-ws.coinbase.com"
+    assert advanced["CRYPTOPIPELINE_EXCHANGE__REST_URL"] == "https://api.coinbase.com"
+    sim = pipeline({"exchange": {"feed": "advanced-trade", "wsUrl": "wss://sim/advanced-trade"}})
+    assert workload_config(sim, "ingestor")["CRYPTOPIPELINE_EXCHANGE__WS_URL"] == (
+        "wss://sim/advanced-trade"
+    )
+
+
 def test_signaler_defaults_when_no_strategies_given() -> None:
     assert "CRYPTOPIPELINE_STRATEGIES" not in workload_config(pipeline(), "signaler")
 

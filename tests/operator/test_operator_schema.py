@@ -28,6 +28,7 @@ def test_three_line_resource_gets_every_default(cluster: Cluster, namespace: str
     spec = made["spec"]
     assert spec["products"] == ["BTC-USD"]
     assert spec["exchange"] == {
+        "feed": "exchange",
         "wsUrl": "wss://ws-feed.exchange.coinbase.com",
         "restUrl": "https://api.exchange.coinbase.com",
         "channels": ["ticker", "heartbeat"],
@@ -85,6 +86,13 @@ INVALID = [
     ("no-trades", "spec.exchange.channels", ["heartbeat"], "must include ticker or matches"),
     ("unknown-channel", "spec.exchange.channels", ["level2"], "Unsupported value"),
     ("too-many-connections", "spec.exchange.connections", 9, "less than or equal to 8"),
+    ("unknown-feed", "spec.exchange.feed", "fix", "Unsupported value"),
+    (
+        "advanced-trade-matches",
+        "spec.exchange",
+        {"feed": "advanced-trade", "channels": ["matches", "heartbeat"]},
+        "the advanced-trade feed has no matches channel",
+    ),
     ("no-kafka", "spec.kafka", {"topics": {}}, "needs strimziCluster or bootstrapServers"),
     (
         "strimzi-without-cluster",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import ssl
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,3 +101,34 @@ async def test_program_logs_urls_and_stops_cleanly(stop: signal.Signals, tmp_pat
         "size",
         "side",
     }
+
+
+async def test_tls_prints_the_ca_and_serves_wss(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cryptopipeline.sim.cli", "--port", "0", "--tls",
+        "--tls-dir", str(tmp_path), "--rate", "50",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        async with asyncio.timeout(20):
+            printed = (await process.stdout.readline()).decode()
+            assert printed == f"coinbase-sim CA: {tmp_path / 'ca.pem'}\n"
+            line = (await process.stderr.readline()).decode()
+            while "coinbase-sim serving" not in line:
+                line = (await process.stderr.readline()).decode()
+            found = re.search(r"advanced-trade (wss://\S+)", line)
+            assert found, line
+            context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+            async with connect(found.group(1), ssl=context) as ws:
+                await ws.send(
+                    '{"type":"subscribe","product_ids":["BTC-USD"],"channel":"heartbeats"}'
+                )
+                assert orjson.loads(await ws.recv())["channel"] == "subscriptions"
+            process.send_signal(signal.SIGTERM)
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert (tmp_path / "ca.pem").exists()  # --tls-dir keeps what it made

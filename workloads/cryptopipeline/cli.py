@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
         default="sim",
         help="sim (default) runs coinbase-sim locally; live uses Coinbase's public feed",
     )
+    run.add_argument(
+        "--feed",
+        choices=["exchange", "advanced-trade"],
+        default="exchange",
+        help="the Coinbase protocol the ingestor reads: exchange (ws-feed, default) or "
+        "advanced-trade (market_trades + heartbeats), live or from coinbase-sim",
+    )
     run.add_argument("--sim-port", type=int, default=8765)
     run.add_argument(
         "--sim-arg", action="append", default=[], help="extra coinbase-sim flag (repeatable)"
@@ -138,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             kafka_port=args.kafka_port,
             bootstrap_servers=args.bootstrap_servers,
             exchange=args.exchange,
+            feed=args.feed,
             sim_port=args.sim_port,
             sim_args=args.sim_arg,
             products=[p.strip() for p in args.products.split(",") if p.strip()],

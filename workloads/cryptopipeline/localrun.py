@@ -47,6 +47,7 @@ class LocalRunOptions:
     kafka_port: int = 9092
     bootstrap_servers: str | None = None  # an existing cluster: do not start Kafka here
     exchange: str = "sim"  # "sim" starts coinbase-sim; "live" uses Coinbase itself
+    feed: str = "exchange"  # "exchange" (ws-feed) or "advanced-trade" (market_trades)
     sim_port: int = 8765
     sim_args: Sequence[str] = ()
     products: Sequence[str] = ("BTC-USD",)
@@ -66,6 +67,7 @@ def plan_programs(options: LocalRunOptions) -> list[Program]:
     programs: list[Program] = []
     products = ",".join(options.products)
     ingestor_env = {
+        "CRYPTOPIPELINE_EXCHANGE__FEED": options.feed,
         "CRYPTOPIPELINE_EXCHANGE__PRODUCTS": products,
         "CRYPTOPIPELINE_OPS__HOST": "127.0.0.1",
         "CRYPTOPIPELINE_OPS__PORT": str(options.ingestor_ops_port),
@@ -83,12 +85,13 @@ def plan_programs(options: LocalRunOptions) -> list[Program]:
                     *options.sim_args,
                 ],
                 ready_port=options.sim_port,
-                endpoint=f"ws://{sim}/ (REST http://{sim}/)",
+                endpoint=f"ws://{sim}/ and ws://{sim}/advanced-trade (REST http://{sim}/)",
                 port_flag="--sim-port",
             )
         )
+        path = "/advanced-trade" if options.feed == "advanced-trade" else "/"
         ingestor_env |= {
-            "CRYPTOPIPELINE_EXCHANGE__WS_URL": f"ws://{sim}/",
+            "CRYPTOPIPELINE_EXCHANGE__WS_URL": f"ws://{sim}{path}",
             "CRYPTOPIPELINE_EXCHANGE__REST_URL": f"http://{sim}",
         }
     programs.append(

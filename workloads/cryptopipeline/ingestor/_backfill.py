@@ -108,6 +108,13 @@ class TradeBackfiller:
         params = {"limit": str(limit)}
         if after is not None:
             params["after"] = str(after)
+        page = await self._get_json(url, params, product_id)
+        if not isinstance(page, list):
+            raise BackfillError(f"GET {url} answered {str(page)[:200]!r}")
+        return [trade for trade in page if isinstance(trade, dict)]
+
+    async def _get_json(self, url: str, params: dict[str, str], product_id: str) -> Any:
+        """GET a JSON body, retrying transport errors, 429 and 5xx (honouring Retry-After)."""
         delay = self._backoff_s
         for attempt in range(1, self._attempts + 1):
             try:
@@ -117,12 +124,9 @@ class TradeBackfiller:
             else:
                 if response.status_code == 200:
                     try:
-                        page = orjson.loads(response.content)
+                        return orjson.loads(response.content)
                     except orjson.JSONDecodeError:
-                        page = None
-                    if not isinstance(page, list):
-                        raise BackfillError(f"GET {url} answered {response.text[:200]!r}")
-                    return [trade for trade in page if isinstance(trade, dict)]
+                        raise BackfillError(f"GET {url} answered {response.text[:200]!r}") from None
                 if response.status_code != 429 and response.status_code < 500:
                     raise BackfillError(
                         f"GET {url} answered HTTP {response.status_code}: {response.text[:200]}"

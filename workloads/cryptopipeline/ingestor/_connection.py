@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections import deque
 from typing import Any, Protocol
@@ -117,6 +118,17 @@ class FeedConnection:
         self.subscribed = False
         self.connects = 0
 
+    def subscribe_requests(self) -> list[bytes]:
+        """What is sent right after connecting (Advanced Trade takes one per channel)."""
+        return [self.subscribe_request()]
+
+    def _tls(self) -> dict[str, Any]:
+        """`ssl=` for websockets: a context trusting `ca_file`, for wss:// only."""
+        url, ca_file = self._exchange.ws_url, self._exchange.ca_file
+        if ca_file and url.startswith("wss://"):
+            return {"ssl": ssl.create_default_context(cafile=ca_file)}
+        return {}
+
     def subscribe_request(self) -> bytes:
         return orjson.dumps(
             {
@@ -150,9 +162,11 @@ class FeedConnection:
                 max_size=self._ingest.max_frame_bytes,  # one limit: the setting is the limit
                 max_queue=64,
                 compression=None,
+                **self._tls(),
             ) as ws:
                 self.connects += 1
-                await ws.send(self.subscribe_request().decode())
+                for request in self.subscribe_requests():
+                    await ws.send(request.decode())
                 return await self._read(ws, backoff)
         except InvalidURI as exc:
             raise SystemExit(f"invalid exchange URL: {exc}") from exc

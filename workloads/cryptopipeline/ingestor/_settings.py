@@ -11,6 +11,11 @@ from cryptopipeline.core.settings import ServiceSettings
 
 COINBASE_WS_URL = "wss://ws-feed.exchange.coinbase.com"
 COINBASE_REST_URL = "https://api.exchange.coinbase.com"
+ADVANCED_WS_URL = "wss://advanced-trade-ws.coinbase.com"
+ADVANCED_REST_URL = "https://api.coinbase.com"
+
+Feed = Literal["exchange", "advanced-trade"]
+"""Which Coinbase market-data protocol the ingestor reads (docs/ingestor.md)."""
 
 Channel = Literal["ticker", "heartbeat", "matches"]
 _DEFAULT_CHANNELS: list[Channel] = ["ticker", "heartbeat"]
@@ -30,6 +35,11 @@ def _split(value: object) -> object:
 class ExchangeSettings(BaseModel):
     """Where the feed comes from and what is subscribed."""
 
+    feed: Feed = Field(
+        default="exchange",
+        description="exchange: Coinbase Exchange's ws-feed; advanced-trade: Advanced Trade's "
+        "market_trades + heartbeats (default URLs follow the feed)",
+    )
     ws_url: str = Field(default=COINBASE_WS_URL, pattern=r"^wss?://")
     rest_url: str = Field(default=COINBASE_REST_URL, pattern=r"^https?://")
     products: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["BTC-USD"])
@@ -37,6 +47,11 @@ class ExchangeSettings(BaseModel):
         default_factory=lambda: list(_DEFAULT_CHANNELS)
     )
     connections: int = Field(default=2, ge=1, le=8, description="redundant sockets")
+    ca_file: str | None = Field(
+        default=None,
+        description="PEM bundle of the certificate authorities trusted for wss:// and https:// "
+        "(instead of the system's); e.g. the CA coinbase-sim --tls prints",
+    )
 
     _split_products = field_validator("products", "channels", mode="before")(
         lambda cls, value: _split(value)
@@ -52,6 +67,20 @@ class ExchangeSettings(BaseModel):
             if not dash or not base.isalnum() or not quote.isalnum() or product != product.upper():
                 raise ValueError(f"{product!r} is not a product id like BTC-USD")
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _advanced_trade_defaults(self) -> ExchangeSettings:
+        if self.feed == "advanced-trade":
+            if "ws_url" not in self.model_fields_set:
+                self.ws_url = ADVANCED_WS_URL
+            if "rest_url" not in self.model_fields_set:
+                self.rest_url = ADVANCED_REST_URL
+            if "matches" in self.channels:
+                raise ValueError(
+                    "the advanced-trade feed has no matches channel: its trades are published "
+                    "as tickers (channels: ticker,heartbeat)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _needs_trades_and_heartbeat(self) -> ExchangeSettings:

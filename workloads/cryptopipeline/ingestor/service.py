@@ -26,8 +26,9 @@ import httpx
 
 from cryptopipeline.core import ensure_topics
 from cryptopipeline.core.ops import OpsServer
+from cryptopipeline.ingestor._advanced import backfiller_for, connections_for, http_verify
 from cryptopipeline.ingestor._backfill import BackfillError, TradeBackfiller
-from cryptopipeline.ingestor._connection import FeedConnection, RecentFrames, time_window
+from cryptopipeline.ingestor._connection import FeedConnection, time_window
 from cryptopipeline.ingestor._decode import (
     ControlFrame,
     Family,
@@ -170,8 +171,9 @@ class Ingestor:
                 base_url=settings.exchange.rest_url,
                 timeout=httpx.Timeout(10.0),
                 headers={"User-Agent": "cryptopipeline-ingestor"},
+                verify=http_verify(settings),
             ) as http:
-                backfiller = TradeBackfiller(http, window=time_window(settings.ingest))
+                backfiller = backfiller_for(settings, http, time_window(settings.ingest))
                 while not stop.is_set():
                     try:
                         await self._session(stop, backfiller)
@@ -237,11 +239,7 @@ class Ingestor:
         self._seen_ns = {}
         self._out_ns = dict.fromkeys(self._products, started)
         self._stuck = set()
-        recent = RecentFrames()
-        self._connections = [
-            FeedConnection(i, settings.exchange, settings.ingest, self, self.metrics, recent)
-            for i in range(settings.exchange.connections)
-        ]
+        self._connections = connections_for(settings, self, self.metrics, backfiller)
         self._health.producing = True
         try:
             async with asyncio.TaskGroup() as session:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cryptopipeline.sim._faults import FaultPlan
@@ -57,6 +57,19 @@ class SimConfig(BaseSettings):
     trade_keys: Path | None = Field(
         default=None, description='JSON {"key name": "EC public key PEM"} the order API accepts'
     )
+    advanced_auth: Literal["optional", "required"] = Field(
+        default="optional",
+        description="Advanced Trade feed: JWT needed for private channels only, or for all",
+    )
+    tls: bool = Field(default=False, description="serve wss:// and https:// (both ports)")
+    tls_cert: Path | None = Field(default=None, description="server certificate PEM (with --tls)")
+    tls_key: Path | None = Field(default=None, description="its private key PEM")
+    tls_ca: Path | None = Field(
+        default=None, description="the CA clients should trust (default: the certificate)"
+    )
+    tls_dir: Path | None = Field(
+        default=None, description="where a generated certificate goes (default: a temp dir)"
+    )
     trade_cash: Decimal = Field(default=Decimal("100000"), ge=0, description="starting USD")
     trade_taker_fee_bps: Decimal = Field(default=Decimal("60"), ge=0)
     trade_maker_fee_bps: Decimal = Field(default=Decimal("40"), ge=0)
@@ -88,6 +101,14 @@ class SimConfig(BaseSettings):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> SimConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key are given together")
+        if self.tls_cert is not None and not self.tls:
+            raise ValueError("tls_cert needs tls")
+        return self
 
     @property
     def paced(self) -> bool:

@@ -1,9 +1,11 @@
 """The REST side of the simulator, answered from websockets' `process_request` hook.
 
 Coinbase-compatible: `GET /products`, `GET /products/{id}`, `GET /products/{id}/ticker`,
-`GET /products/{id}/trades`. Simulator control: `GET /sim/trades`, `GET /sim/stats`,
-`GET|POST /sim/faults`, `POST /sim/disconnect`. websockets' HTTP parser refuses request bodies,
-so `POST /sim/faults` takes the plan as query parameters.
+`GET /products/{id}/trades`, and Advanced Trade's public market trades
+`GET /api/v3/brokerage/market/products/{id}/ticker` (`_advanced_rest`). Simulator control:
+`GET /sim/trades`, `GET /sim/stats`, `GET|POST /sim/faults`, `POST /sim/disconnect`.
+websockets' HTTP parser refuses request bodies, so `POST /sim/faults` takes the plan as query
+parameters.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cryptopipeline.coinbase import (
     rest_ticker,
     rest_trade,
 )
+from cryptopipeline.sim._advanced_rest import MarketTradesApi
 from cryptopipeline.sim._faults import FaultPlan
 from cryptopipeline.sim._feed import Feed
 from cryptopipeline.sim._ledger import TradeLedger
@@ -47,6 +50,9 @@ def json_response(
         ]
     )
     return Response(status, HTTPStatus(status).phrase, headers, payload)
+
+
+_MARKET = ["api", "v3", "brokerage", "market", "products"]
 
 
 def _message(status: int, text: str) -> Response:
@@ -87,12 +93,14 @@ class RestApi:
         stats: SimStats,
         set_faults: Callable[[FaultPlan], None],
         disconnect: Callable[[], Awaitable[int]],
+        market_trades: MarketTradesApi | None = None,
     ) -> None:
         self.ledger = ledger
         self.feed = feed
         self.stats = stats
         self.set_faults = set_faults
         self.disconnect = disconnect
+        self.market_trades = market_trades
 
     async def answer(self, request: Request) -> Response:
         parts = urlsplit(request.path)
@@ -102,6 +110,9 @@ class RestApi:
         try:
             if segments[:1] == ["sim"]:
                 return await self._control(method, segments[1:], query)
+            advanced = segments[:5] == _MARKET and len(segments) == 7 and segments[6] == "ticker"
+            if advanced and method == "GET" and self.market_trades is not None:
+                return self.market_trades.answer(segments[5], query, json_response)
             if method != "GET":
                 return _message(405, "Method Not Allowed")
             if segments == ["products"]:

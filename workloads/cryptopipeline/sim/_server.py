@@ -1,4 +1,7 @@
-"""`SimServer`: the WebSocket feed and the REST API on one port, plus the market that feeds them.
+"""`SimServer`: the WebSocket feeds and the REST API on one port, plus the market that feeds them.
+
+The Exchange feed is at `/`, the Advanced Trade market-data feed at `/advanced-trade`
+(`_advanced_feed`); with `tls` both are `wss://` and REST is `https://` (`_tls`).
 
 async with SimServer(SimConfig(port=0, speed=0, max_trades=100)) as sim:
     sim.ws_url, sim.http_url, await sim.market_done.wait()
@@ -8,15 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+import tempfile
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from cryptopipeline.coinbase._time import to_micros
+from cryptopipeline.sim import _tls
+from cryptopipeline.sim._advanced_feed import ADVANCED_PATH, AdvancedFeed, AdvancedSubscriber
+from cryptopipeline.sim._advanced_rest import MarketTradesApi
 from cryptopipeline.sim._config import SimConfig
 from cryptopipeline.sim._events import MarketEvent
 from cryptopipeline.sim._faults import FaultPlan
@@ -70,6 +80,15 @@ class SimServer:
             self.feed.subscribed.set()
         self.market_done = asyncio.Event()
         self.port = config.port
+        keys = load_trade_keys(config.trade_keys) if config.trade_keys else {}
+        self.advanced = AdvancedFeed(
+            self.feed, keys=keys, auth_required=config.advanced_auth == "required"
+        )
+        self.tls: _tls.TlsFiles | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._tls_dir: tempfile.TemporaryDirectory[str] | None = None
+        if config.tls:
+            self.tls, self._ssl = self._tls_setup(config)
         self._market: Iterable[MarketEvent]
         self._start_us: int
         if config.replay is not None:
@@ -95,7 +114,8 @@ class SimServer:
             feed=self.feed,
             stats=self.stats,
             set_faults=self.set_faults,
-            disconnect=self.feed.disconnect_all,
+            disconnect=self.disconnect_all,
+            market_trades=MarketTradesApi(self.ledger),
         )
         self.account = SimAccount(
             self.ledger,
@@ -105,8 +125,9 @@ class SimServer:
         )
         self.trade_api: TradeApi | None = None
         if config.trade_port is not None:
-            keys = load_trade_keys(config.trade_keys) if config.trade_keys else {}
-            self.trade_api = TradeApi(self.account, keys, host=config.host, port=config.trade_port)
+            self.trade_api = TradeApi(
+                self.account, keys, host=config.host, port=config.trade_port, ssl=self._ssl
+            )
         self._connections = 0
         self._server: Server | None = None
         self._tasks: asyncio.TaskGroup | None = None
@@ -123,6 +144,7 @@ class SimServer:
             compression=None,
             max_size=self.config.max_message_size,
             server_header="coinbase-sim",
+            ssl=self._ssl,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         if self.trade_api is not None:
@@ -147,6 +169,20 @@ class SimServer:
             await self.trade_api.close()
         await self._tasks.__aexit__(exc_type, exc, tb)
         self.ledger.close()
+        if self._tls_dir is not None:
+            self._tls_dir.cleanup()
+
+    def _tls_setup(self, config: SimConfig) -> tuple[_tls.TlsFiles, ssl.SSLContext]:
+        """The given certificate, or a fresh CA and certificate in `tls_dir` (or a temp dir)."""
+        if config.tls_cert is not None and config.tls_key is not None:
+            files = _tls.TlsFiles(config.tls_cert, config.tls_key, config.tls_ca or config.tls_cert)
+        else:
+            directory = config.tls_dir
+            if directory is None:
+                self._tls_dir = tempfile.TemporaryDirectory(prefix="coinbase-sim-tls-")
+                directory = Path(self._tls_dir.name)
+            files = _tls.generate(directory, [config.host])
+        return files, _tls.server_context(files)
 
     async def serve_until(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set (the CLI's signal handler sets it)."""
@@ -154,11 +190,26 @@ class SimServer:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.config.host}:{self.port}/"
+        """The Exchange feed."""
+        return f"{'wss' if self._ssl else 'ws'}://{self.config.host}:{self.port}/"
+
+    @property
+    def advanced_ws_url(self) -> str:
+        """The Advanced Trade market-data feed."""
+        return f"{'wss' if self._ssl else 'ws'}://{self.config.host}:{self.port}{ADVANCED_PATH}"
 
     @property
     def http_url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        return f"{'https' if self._ssl else 'http'}://{self.config.host}:{self.port}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The certificate authority clients must trust (with `tls`)."""
+        return self.tls.ca if self.tls is not None else None
+
+    async def disconnect_all(self) -> int:
+        """Close every client connection of both feeds now; return how many were open."""
+        return await self.feed.disconnect_all() + await self.advanced.disconnect_all()
 
     @property
     def trade_url(self) -> str | None:
@@ -168,7 +219,8 @@ class SimServer:
     def set_faults(self, plan: FaultPlan) -> None:
         """Replace the fault plan; connections pick it up at their next write."""
         self.feed.faults = plan
-        for subscriber in self.feed.subscribers:
+        self.advanced.faults = plan
+        for subscriber in [*self.feed.subscribers, *self.advanced.subscribers]:
             subscriber.wakeup.set()
         log.info("fault plan changed", extra={"faults": plan.model_dump(mode="json")})
 
@@ -176,7 +228,7 @@ class SimServer:
 
     async def _run_market(self) -> None:
         config = self.config
-        feed, ledger, stats = self.feed, self.ledger, self.stats
+        feed, ledger, stats, advanced = self.feed, self.ledger, self.stats, self.advanced
         await feed.subscribed.wait()
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -205,10 +257,11 @@ class SimServer:
                 elif event.quote is not None:
                     ledger.note_quote(event.product_id, event.quote)
                 feed.publish(event)
+                advanced.publish(event)
                 stats.events_published += 1
                 count += 1
                 if speed <= 0:
-                    congested = feed.congested()
+                    congested = feed.congested() + advanced.congested()
                     if congested:
                         for subscriber in congested:
                             await subscriber.drained.wait()
@@ -229,23 +282,26 @@ class SimServer:
     ) -> Response | None:
         upgrade = request.headers.get("Upgrade", "")
         path = request.path.split("?", 1)[0]
-        if upgrade.lower() == "websocket" and path == "/":
+        if upgrade.lower() == "websocket" and path in ("/", ADVANCED_PATH):
             return None
         return await self._rest.answer(request)
 
     async def _handle(self, ws: ServerConnection) -> None:
         index = self._connections
         self._connections += 1
-        subscriber = Subscriber(
+        advanced = ws.request is not None and ws.request.path.split("?", 1)[0] == ADVANCED_PATH
+        kind = AdvancedSubscriber if advanced else Subscriber
+        feed: Feed[Any] = self.advanced if advanced else self.feed
+        subscriber = kind(
             ws,
             index,
-            self.feed,
+            feed,  # type: ignore[arg-type]
             self.ledger,
             paced=self.config.paced,
             max_queue=self.config.max_queue,
             high_water=self.config.high_water,
         )
-        self.feed.attach(subscriber)
+        feed.attach(subscriber)
         self.stats.connections_opened += 1
         self.stats.connections_open += 1
         try:
@@ -254,5 +310,5 @@ class SimServer:
                 await subscriber.read_requests()
                 writer.cancel()
         finally:
-            self.feed.detach(subscriber)
+            feed.detach(subscriber)
             self.stats.connections_open -= 1

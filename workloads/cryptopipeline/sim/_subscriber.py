@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
@@ -45,7 +45,7 @@ class Subscriber:
         self,
         ws: ServerConnection,
         index: int,
-        feed: Feed[Subscriber],
+        feed: Feed[Any],
         ledger: TradeLedger,
         *,
         paced: bool,

@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from ssl import SSLContext
 from typing import Any
 
 import jwt
@@ -112,8 +113,10 @@ class TradeApi:
         *,
         host: str,
         port: int,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.account = account
+        self.ssl = ssl
         self.keys = keys
         self.host = host
         self.port = port
@@ -138,11 +141,11 @@ class TradeApi:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}"
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl)
         await site.start()
         server = site._server
         if server is not None and self.port == 0:

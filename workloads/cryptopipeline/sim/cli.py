@@ -39,8 +39,10 @@ _FAULT_FLAGS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coinbase-sim",
-        description="A local Coinbase Exchange: WebSocket feed at ws://HOST:PORT/ and REST "
-        "at http://HOST:PORT/. Flags fall back to COINBASE_SIM_<FLAG> env vars.",
+        description="A local Coinbase: the Exchange WebSocket feed at ws://HOST:PORT/, the "
+        "Advanced Trade market-data feed at ws://HOST:PORT/advanced-trade and REST at "
+        "http://HOST:PORT/ (wss:// and https:// with --tls). Flags fall back to "
+        "COINBASE_SIM_<FLAG> env vars.",
     )
     add = parser.add_argument
     add("--host", help="listen address (default 127.0.0.1)")
@@ -89,6 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated connection indices (0 = first accepted) the "
         "faults apply to (default: all)",
     )
+    tls = parser.add_argument_group("TLS (wss:// and https:// on both ports)")
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        default=None,
+        help="serve TLS with a certificate made at start (its CA's path is printed)",
+    )
+    tls.add_argument("--tls-cert", type=Path, help="serve this certificate (PEM) instead")
+    tls.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
+    tls.add_argument("--tls-ca", type=Path, help="the CA to print for clients (default: the cert)")
+    tls.add_argument("--tls-dir", type=Path, help="write the generated CA and certificate here")
+    add(
+        "--advanced-auth",
+        choices=["optional", "required"],
+        help="Advanced Trade feed: a JWT is needed for private channels only (optional, the "
+        "default) or for every subscribe (required); keys come from --trade-keys",
+    )
     trade = parser.add_argument_group("Advanced Trade order API (a second port)")
     trade.add_argument("--trade-port", type=int, help="serve the order API here (0 = free)")
     trade.add_argument(
@@ -128,10 +147,20 @@ async def run(config: SimConfig) -> None:
     async with SimServer(config) as sim:
         source = f"replay {config.replay}" if config.replay else "synthetic"
         log.info(
-            f"coinbase-sim serving {source} market: feed {sim.ws_url} rest {sim.http_url}"
-            + (f" trade {sim.trade_url}" if sim.trade_url else ""),
-            extra={"ws_url": sim.ws_url, "http_url": sim.http_url, "seed": config.seed},
+            f"coinbase-sim serving {source} market: feed {sim.ws_url} rest {sim.http_url} "
+            f"advanced-trade {sim.advanced_ws_url}"
+            + (f" trade {sim.trade_url}" if sim.trade_url else "")
+            + (f" ca {sim.ca_file}" if sim.ca_file else ""),
+            extra={
+                "ws_url": sim.ws_url,
+                "advanced_ws_url": sim.advanced_ws_url,
+                "http_url": sim.http_url,
+                "ca_file": str(sim.ca_file) if sim.ca_file else None,
+                "seed": config.seed,
+            },
         )
+        if sim.ca_file is not None:
+            print(f"coinbase-sim CA: {sim.ca_file}", flush=True)  # for SSL_CERT_FILE & co.
         await sim.serve_until(stop)
     log.info("coinbase-sim stopped", extra={"trades": sim.stats.trades_published})
 
