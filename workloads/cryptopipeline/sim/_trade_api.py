@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from ssl import SSLContext
 from typing import Any
 
-import jwt
 import orjson
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -41,9 +39,6 @@ from cryptopipeline.coinbase import (
     LIST_ORDERS_PATH,
     ORDER_PATH,
     ORDERS_PATH,
-    TOKEN_ALGORITHM,
-    TOKEN_CLAIMS,
-    TOKEN_ISSUER,
     OrderWireError,
     cancel_answer,
     create_order_failure,
@@ -54,11 +49,11 @@ from cryptopipeline.coinbase import (
     parse_cancel_orders_request,
     token_uri,
 )
+from cryptopipeline.sim._auth import TokenCheck
 from cryptopipeline.sim._orders import BadOrderRequest, OrderRejected, SimAccount
 
 log = logging.getLogger("cryptopipeline.sim.trade")
 
-_LEEWAY_S = 5
 DEFAULT_ORDERS_LIMIT = 100
 """List orders: orders per page when `limit` is not given, newest first; `cursor` (opaque to
 clients, an offset here) and `has_next` lead to the next page, as Coinbase pages."""
@@ -117,12 +112,11 @@ class TradeApi:
     ) -> None:
         self.account = account
         self.ssl = ssl
-        self.keys = keys
+        self.tokens = TokenCheck(keys)
         self.host = host
         self.port = port
         self.faults = TradeFaults()
         self.auth_failures = 0
-        self._nonces: dict[str, float] = {}
         self._lock = asyncio.Lock()
         app = web.Application(middlewares=[self._auth])
         app.add_routes(
@@ -174,47 +168,8 @@ class TradeApi:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return "missing bearer token"
-        token = header[len("Bearer ") :]
-        try:
-            unverified = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            return "malformed token"
-        kid = unverified.get("kid")
-        nonce = unverified.get("nonce")
-        if unverified.get("alg") != TOKEN_ALGORITHM:
-            return f"alg must be {TOKEN_ALGORITHM}"
-        key = self.keys.get(kid) if isinstance(kid, str) else None
-        if key is None:
-            return "unknown key"
-        if not isinstance(nonce, str) or not nonce:
-            return "missing nonce"
-        try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[TOKEN_ALGORITHM],
-                issuer=TOKEN_ISSUER,
-                leeway=_LEEWAY_S,
-                options={"require": list(TOKEN_CLAIMS)},
-            )
-        except jwt.ExpiredSignatureError:
-            return "token expired"
-        except jwt.ImmatureSignatureError:
-            return "token not yet valid"
-        except jwt.InvalidSignatureError:
-            return "bad signature"
-        except jwt.PyJWTError as exc:
-            return f"invalid token ({type(exc).__name__})"
-        if claims.get("sub") != kid:
-            return "sub must be the key name"
-        if claims.get("uri") != token_uri(request.method, request.host, request.path):
-            return "uri claim does not match the request"
-        now = time.time()
-        self._nonces = {n: t for n, t in self._nonces.items() if t > now}
-        if nonce in self._nonces:
-            return "token replayed (nonce seen before)"
-        self._nonces[nonce] = float(claims["exp"]) + _LEEWAY_S
-        return None
+        uri = token_uri(request.method, request.host, request.path)
+        return self.tokens.refusal(header[len("Bearer ") :], uri)
 
     # -- orders ------------------------------------------------------------------------------
 
