@@ -32,7 +32,7 @@ TICKER_STATISTICS = (
 TRADE_DECIMALS = frozenset({"price", "size", "last_size", *TICKER_STATISTICS})
 """Every decimal field of a ticker or a match."""
 
-_PLAIN_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?")
+PLAIN_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?")
 """How Coinbase writes every price, size and volume: digits, an optional fraction, no sign, no
 exponent. Anything else (NaN, sNaN, Infinity, 1E+999, -1, 20+ integer digits) is refused:
 downstream Decimal arithmetic on such a value raises or overflows."""
@@ -121,7 +121,7 @@ def check_heartbeat(body: Mapping[str, Any]) -> None:
 
 def _check_decimal(body: Mapping[str, Any], key: str, *, positive: bool) -> None:
     value = body.get(key)
-    if type(value) is not str or _PLAIN_DECIMAL.fullmatch(value) is None:
+    if type(value) is not str or PLAIN_DECIMAL.fullmatch(value) is None:
         raise FieldError(key, f"{key} {str(value)[:40]!r} is not a plain decimal string")
     if positive and not value.replace(".", "").strip("0"):  # "0", "0.000": zeros only
         raise FieldError(key, f"{key} {value!r} is not positive")
