@@ -1,5 +1,5 @@
-"""Topics through Kafka's admin API (direct mode): create with the core's ensure_topics,
-delete when the resource asks for it. Errors come back as `TopicError` with the reason."""
+"""Topics through Kafka's admin API (direct mode): created and deleted by the core's Kafka
+toolkit, each call bounded in time. Errors come back as `TopicError` with the reason."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from cryptopipeline.core import KafkaSettings, TopicSpec, ensure_topics
-from cryptopipeline.core.kafka import TopicCreationError
+from cryptopipeline.core.kafka import (
+    KafkaSettings,
+    TopicCreationError,
+    TopicSpec,
+    delete_topics,
+    ensure_topics,
+)
 
 
 class TopicError(RuntimeError):
@@ -60,22 +64,9 @@ class KafkaTopicAdmin:
 
     async def delete(self, bootstrap: str, names: Sequence[str]) -> None:
         """Delete topics that exist; missing ones are not an error."""
-        settings = self._settings(bootstrap)
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id=settings.client_id,
-            request_timeout_ms=settings.request_timeout_ms,
-        )
         try:
             async with asyncio.timeout(self.timeout_s):
-                await admin.start()
-                try:
-                    existing = set(await admin.list_topics())
-                    doomed = [name for name in names if name in existing]
-                    if doomed:
-                        await admin.delete_topics(doomed)
-                finally:
-                    await admin.close()
+                await delete_topics(self._settings(bootstrap), names)
         except TimeoutError:
             raise TopicError("KafkaUnreachable", f"no answer from Kafka at {bootstrap}") from None
         except KafkaError as exc:

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from cryptopipeline.core.settings import OPS_PORTS  # each workload's ops port: probes, /metrics
 from cryptopipeline_operator._spec import PipelineSpec, WorkloadSpec
 
 Manifest = dict[str, Any]
@@ -27,8 +28,6 @@ COINBASE_KEY_DIR: Final = "/var/run/secrets/cryptopipeline/coinbase"
 STRIMZI_API: Final = "kafka.strimzi.io/v1beta2"
 SERVICE_MONITOR_API: Final = "monitoring.coreos.com/v1"
 
-#: The ops port (probes and /metrics) of each workload, as its settings default it.
-OPS_PORTS: Final[dict[Workload, int]] = {"ingestor": 9101, "signaler": 9102, "bot": 9103}
 #: Requests and limits used when the resource gives none.
 DEFAULT_RESOURCES: Final[dict[str, dict[str, str]]] = {
     "requests": {"cpu": "100m", "memory": "128Mi"},

@@ -2,7 +2,8 @@
 
 The API server validates and defaults the resource before the operator sees it; these
 models repeat the defaults so the builders work on any dict (tests, old objects) and give
-the operator typed access. Field names are the CRD's camelCase names, in snake_case.
+the operator typed access. The topic defaults are the workloads' own (`core.settings`); a
+test holds the CRD's YAML to them. Field names are the CRD's camelCase names, in snake_case.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+
+from cryptopipeline.core.settings import DEFAULT_TOPIC_SETTINGS, DEFAULT_TOPICS
 
 GROUP = "cryptopipeline.io"
 VERSION = "v1alpha1"
@@ -48,19 +51,19 @@ class ExchangeSpec(_Model):
 
 
 class TopicNamesSpec(_Model):
-    raw: str = "btc_usd"
-    dead_letter: str = "btc_usd_dlq"
-    trade_signals: str = "btc_usd_trade_signals"
-    orders: str = "btc_usd_orders"
+    raw: str = DEFAULT_TOPICS.raw
+    dead_letter: str = DEFAULT_TOPICS.dead_letter
+    trade_signals: str = DEFAULT_TOPICS.trade_signals
+    orders: str = DEFAULT_TOPICS.orders
 
     def all(self) -> list[str]:
         return [self.raw, self.dead_letter, self.trade_signals, self.orders]
 
 
 class TopicsSpec(_Model):
-    partitions: int = 3
-    replicas: int = 1
-    retention_ms: int = 604_800_000
+    partitions: int = DEFAULT_TOPIC_SETTINGS.partitions
+    replicas: int = DEFAULT_TOPIC_SETTINGS.replication_factor
+    retention_ms: int = DEFAULT_TOPIC_SETTINGS.retention_ms
     deletion_policy: Literal["Retain", "Delete"] = "Retain"
     names: TopicNamesSpec = Field(default_factory=TopicNamesSpec)
 

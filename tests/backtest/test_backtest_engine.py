@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from decimal import Decimal as D
 from typing import Any
 
@@ -165,3 +167,16 @@ def test_max_drawdown() -> None:
 def test_limit_orders_are_refused_by_the_config() -> None:
     with pytest.raises(ValueError, match="market orders only"):
         _config(trading={"order_type": "limit"})
+
+
+def test_the_engine_runs_on_domain_code_only() -> None:
+    """No bot module (the service, its Kafka order log, Coinbase's REST) and no Kafka client
+    behind the engine: the paper broker, planning and the trading settings are the trading
+    package's; only the CLI's topic reader (`backtest._kafka`) speaks Kafka."""
+    code = (
+        "import sys, cryptopipeline.backtest\n"
+        "print(sorted(m for m in sys.modules if m.startswith('cryptopipeline.bot')"
+        " or m.split('.')[0] in ('aiokafka', 'httpx', 'kubernetes', 'kopf', 'websockets')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

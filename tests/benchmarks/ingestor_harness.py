@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from cryptopipeline.core.kafka import assign_to_end, new_consumer, partitions_of, read_ranges
 from cryptopipeline.localkafka._broker import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -326,45 +326,32 @@ class TopicContents:
 
 async def _read(bootstrap: str, topic: str, within: float) -> TopicContents:
     """Everything in `topic` up to its end offsets taken now, from the start."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 << 20,
+    consumer = new_consumer(
+        bootstrap, "bench", isolation_level="read_uncommitted", max_partition_fetch_bytes=8 << 20
     )
     await consumer.start()
     ids: dict[str, list[int]] = {}
     values: list[bytes] = []
     first, last = 1 << 63, 0
     try:
-        await consumer._client.force_metadata_update()
-        partitions = sorted(consumer.partitions_for_topic(topic) or ())
-        assert partitions, f"topic {topic} has no partitions"
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        left = {tp for tp in tps if ends[tp] > 0}
+        tps = await partitions_of(consumer, topic)
+        assert tps, f"topic {topic} has no partitions"
+        ranges = await assign_to_end(consumer, tps)
+        ends = {tp: stop for tp, _, stop in ranges}
         try:
             async with asyncio.timeout(within):
-                while left:
-                    batch = await consumer.getmany(*left, timeout_ms=500, max_records=10_000)
-                    for tp, records in batch.items():
-                        for record in records:
-                            body = orjson.loads(record.value or b"{}")
-                            if body.get("type") != "ticker":
-                                continue
-                            ids.setdefault(body["product_id"], []).append(body["trade_id"])
-                            assert record.value is not None
-                            values.append(record.value)
-                            received = int(dict(record.headers)["receive_time_ns"])
-                            first, last = min(first, received), max(last, received)
-                        if await consumer.position(tp) >= ends[tp]:
-                            left.discard(tp)
+                async for record in read_ranges(consumer, ranges):
+                    body = orjson.loads(record.value or b"{}")
+                    if body.get("type") != "ticker":
+                        continue
+                    ids.setdefault(body["product_id"], []).append(body["trade_id"])
+                    assert record.value is not None
+                    values.append(record.value)
+                    received = int(dict(record.headers)["receive_time_ns"])
+                    first, last = min(first, received), max(last, received)
         except TimeoutError:
             raise AssertionError(
-                f"read {len(values)} tickers of {topic} in {within} s; "
-                f"partitions not read to their end {ends}: {sorted(left)}"
+                f"read {len(values)} tickers of {topic} in {within} s; end offsets {ends}"
             ) from None
     finally:
         await consumer.stop()

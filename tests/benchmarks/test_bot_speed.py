@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from cryptopipeline.bot import Bot, BotSettings, PaperBroker
-from cryptopipeline.core.records import Action, CandleWindow, TradeSignal
+from cryptopipeline.records import Action, CandleWindow, TradeSignal
 from cryptopipeline.trading import (
     BrokerUpdate,
     OrderEvent,

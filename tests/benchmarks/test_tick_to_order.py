@@ -34,10 +34,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from cryptopipeline.coinbase._time import parse_time, to_micros
 from cryptopipeline.core import KafkaSettings, TopicSpec, ensure_topics
+from cryptopipeline.core.kafka import read_to_end
 from cryptopipeline.localkafka._broker import free_port
 
 pytestmark = pytest.mark.benchmark
@@ -80,26 +81,8 @@ async def _ready(url: str, within: float = 120) -> None:
 
 
 async def _read_all(bootstrap: str, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed",
-        auto_offset_reset="earliest",
-    )  # fmt: skip
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not tps:
-            await consumer._client.force_metadata_update()
-            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                out.extend(orjson.loads(r.value) for r in records if r.value)
-    finally:
-        await consumer.stop()
-    return out
+    records = await read_to_end(bootstrap, topic, "bench")
+    return [orjson.loads(r.value) for r in records if r.value]
 
 
 async def _transaction_floor(bootstrap: str, topic: str, rounds: int = 200) -> list[float]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cryptopipeline.core.records import Action, CandleWindow, TradeSignal
+from cryptopipeline.records import Action, CandleWindow, TradeSignal
 from cryptopipeline.sim import SimConfig, SimServer
 
 KEY_NAME = "organizations/test-org/apiKeys/test-key-0001"

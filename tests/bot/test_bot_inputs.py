@@ -77,7 +77,7 @@ async def test_the_bot_counts_a_bad_tick_logs_it_once_and_keeps_its_book(
     for _ in range(3):
         bot.on_tick(orjson.dumps(good | {"best_bid": "sNaN"}), "raw/0@7")
     bot.on_tick(orjson.dumps(good | {"best_ask": "Infinity"}), "raw/0@8")
-    assert bot.books["BTC-USD"] == (Decimal("60000"), Decimal("60001"))
+    assert bot.market.books["BTC-USD"] == (Decimal("60000"), Decimal("60001"))
     assert bot.metrics.bad_input.labels("tick", "bad_decimal")._value.get() == 4
     logged = [r for r in caplog.records if r.getMessage().startswith("bad input skipped")]
     assert len(logged) == 1 and logged[0].__dict__["reason"] == "bad_decimal"

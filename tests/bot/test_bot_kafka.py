@@ -23,8 +23,8 @@ from cryptopipeline.bot import Bot, BotSettings, PaperBroker, read_order_log
 from cryptopipeline.bot._orderlog import read_topic
 from cryptopipeline.bot._settings import BotOpsSettings, TradingSettings
 from cryptopipeline.core import KafkaSettings, TopicNames
-from cryptopipeline.core.records import Action, TradeSignal
 from cryptopipeline.localkafka._broker import free_port
+from cryptopipeline.records import Action, TradeSignal
 from cryptopipeline.trading import (
     BrokerUpdate,
     OrderEventType,
@@ -100,7 +100,7 @@ async def test_paper_bot_end_to_end_recovery_and_kill_switch(kafka_settings: Kaf
         tasks.create_task(bot.run(stop))
         await until(lambda: bot.consuming)
         await produce(kafka_settings, names.raw, [("BTC-USD", orjson.dumps(tick))])
-        await until(lambda: "BTC-USD" in bot.books)
+        await until(lambda: "BTC-USD" in bot.market.books)
         buy, again, sell = signal(1), signal(1), signal(2, Action.SELL)
         await produce(
             kafka_settings, names.trade_signals, [encoded(buy), encoded(again), encoded(sell)]
@@ -170,7 +170,7 @@ async def test_rejections_are_logged_with_their_reason(kafka_settings: KafkaSett
                   tick | {"best_bid": None, "price": "NaN"}]  # fmt: skip
         await produce(kafka_settings, names.raw,
                       [("BTC-USD", orjson.dumps(t)) for t in [*forged, tick]])  # fmt: skip
-        await until(lambda: "BTC-USD" in bot.books)  # read past the forged ones, still running
+        await until(lambda: "BTC-USD" in bot.market.books)  # read past the forged ones: running
         assert bot.metrics.bad_input.labels("tick", "bad_decimal")._value.get() == 3
         big = signal(21)
         await produce(kafka_settings, names.trade_signals, [encoded(big)])
@@ -184,7 +184,7 @@ async def test_rejections_are_logged_with_their_reason(kafka_settings: KafkaSett
 
 
 def _bot_env(kafka: KafkaSettings, names: TopicNames, trade_url: str, pem: str, port: int,
-             group: str, pause: bool) -> dict[str, str]:  # fmt: skip
+             group: str) -> dict[str, str]:  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOPIPELINE_")}
     env.update({
         "CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
@@ -203,7 +203,6 @@ def _bot_env(kafka: KafkaSettings, names: TopicNames, trade_url: str, pem: str, 
         "CRYPTOPIPELINE_OPS__PORT": str(port),
         "CRYPTOPIPELINE_OPS__KILL_TOKEN": "kill-token-for-tests",
         "CRYPTOPIPELINE_POLL_INTERVAL_S": "0.2",
-        "CRYPTOPIPELINE_TEST_PAUSE_AFTER_SUBMIT": "true" if pause else "false",
         "CRYPTOPIPELINE_LOG_LEVEL": "DEBUG",
     })  # fmt: skip
     return env
@@ -212,10 +211,15 @@ def _bot_env(kafka: KafkaSettings, names: TopicNames, trade_url: str, pem: str, 
 TEST_AUTH = {"Authorization": "Bearer kill-token-for-tests"}
 
 
-async def _start_bot(env: dict[str, str], out: Path) -> asyncio.subprocess.Process:
+async def _start_bot(
+    env: dict[str, str], out: Path, *, pause: bool = False
+) -> asyncio.subprocess.Process:
+    """The bot program; `pause`: paused_bot.py, which stops after the first broker answer."""
+    program = [str(Path(__file__).with_name("paused_bot.py"))] if pause else [
+        "-m", "cryptopipeline.bot.cli"]  # fmt: skip
     handle = out.open("wb")
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cryptopipeline.bot.cli", env=env, stdout=handle, stderr=handle
+        sys.executable, *program, env=env, stdout=handle, stderr=handle
     )
 
 
@@ -230,9 +234,9 @@ async def test_kill_9_between_submit_and_outcome(
         quote = sim.ledger.quote("BTC-USD")
         assert quote is not None
         port = free_port()
-        env = _bot_env(kafka_settings, names, sim.trade_url, private, port, group, pause=True)
+        env = _bot_env(kafka_settings, names, sim.trade_url, private, port, group)
         first_out = tmp_path / "first.log"
-        bot = await _start_bot(env, first_out)
+        bot = await _start_bot(env, first_out, pause=True)
         try:
             await until(lambda: _ready(port), within=60)
             tick = ticker("BTC-USD", quote.best_bid, quote.best_ask)
@@ -255,7 +259,7 @@ async def test_kill_9_between_submit_and_outcome(
         ] is OrderEventType.SUBMITTED
 
         second_out = tmp_path / "second.log"
-        env = _bot_env(kafka_settings, names, sim.trade_url, private, port, group, pause=False)
+        env = _bot_env(kafka_settings, names, sim.trade_url, private, port, group)
         bot = await _start_bot(env, second_out)
         try:
             await until(lambda: _ready(port), within=60)
@@ -308,7 +312,7 @@ async def test_a_bad_key_is_reported_and_never_leaks(
         assert sim.trade_url is not None and quote is not None
         port = free_port()
         env = _bot_env(kafka_settings, names, sim.trade_url, wrong_private, port,
-                       f"bot-{uuid.uuid4().hex[:8]}", pause=False)  # fmt: skip
+                       f"bot-{uuid.uuid4().hex[:8]}")  # fmt: skip
         out = tmp_path / "bot.log"
         bot = await _start_bot(env, out)
         try:
@@ -362,7 +366,7 @@ async def _ready(port: int) -> bool:
 
 
 def _paper_env(kafka: KafkaSettings, names: TopicNames, port: int, group: str) -> dict[str, str]:
-    env = _bot_env(kafka, names, "http://127.0.0.1:9", "", port, group, pause=False)
+    env = _bot_env(kafka, names, "http://127.0.0.1:9", "", port, group)
     for name in ("CRYPTOPIPELINE_BROKER__API_URL", "CRYPTOPIPELINE_BROKER__KEY_NAME",
                  "CRYPTOPIPELINE_BROKER__PRIVATE_KEY"):  # fmt: skip
         env.pop(name)
@@ -460,7 +464,7 @@ async def test_forged_order_records_are_skipped_and_counted_at_recovery(
         await until(lambda: first.consuming)
         tick = ticker("BTC-USD", Decimal("60000.00"), Decimal("60000.10"))
         await produce(kafka_settings, names.raw, [("BTC-USD", orjson.dumps(tick))])
-        await until(lambda: "BTC-USD" in first.books)
+        await until(lambda: "BTC-USD" in first.market.books)
         good = signal(400)
         await produce(kafka_settings, names.trade_signals, [encoded(good)])
         good_id = client_order_id_for(good.signal_id)

@@ -9,10 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from cryptopipeline.coinbase import heartbeat_message, ticker_message
 from cryptopipeline.core import KafkaSettings
+from cryptopipeline.core.kafka import new_consumer, partitions_of, read_to_end
 from cryptopipeline.signaler._state import load_checkpoints, state_key
 
 START_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
@@ -75,34 +76,16 @@ async def produce(kafka: KafkaSettings, topic: str, values: Iterator[bytes]) -> 
 
 async def committed_signals(kafka: KafkaSettings, topic: str, *, decode: bool = True) -> list[Any]:
     """Every committed record in `topic` (read_committed), in log order per partition."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka.bootstrap_servers, group_id=None,
-        isolation_level="read_committed", auto_offset_reset="earliest",
-    )  # fmt: skip
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = await consumer.end_offsets(tps)
-        quiet = 0
-        while quiet < 3:
-            batch = await consumer.getmany(timeout_ms=300)
-            for tp in sorted(batch, key=lambda t: t.partition):
-                out.extend(orjson.loads(r.value) if decode else r.value for r in batch[tp])
-            done = all([await consumer.position(tp) >= ends[tp] for tp in tps])
-            quiet = 3 if done else (quiet + 1 if not batch else 0)
-    finally:
-        await consumer.stop()
-    return out
+    records = await read_to_end(kafka, topic, "tests")
+    return [orjson.loads(r.value) if decode else r.value for r in records]
 
 
 async def caught_up(kafka: KafkaSettings, state_topic: str, raw: str) -> bool:
     """True once the signaler's checkpoints have reached the end of every raw partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, group_id=None)
+    consumer = new_consumer(kafka, "tests", isolation_level="read_uncommitted")
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(raw, p) for p in consumer.partitions_for_topic(raw) or ()]
+        tps = await partitions_of(consumer, raw)
         ends = await consumer.end_offsets(tps)
     finally:
         await consumer.stop()

@@ -88,6 +88,10 @@ class Replica:
             assert await self.process.wait() == 0
 
 
+async def _serving(replica: Replica) -> bool:
+    return await replica.owned() is not None
+
+
 async def _eventually(what: str, check: Any, within: float = 120) -> None:
     async with asyncio.timeout(within):
         while not await check():  # noqa: ASYNC110 - polled: the replicas expose no event
@@ -128,6 +132,9 @@ async def test_replicas_added_paused_killed_and_added_commit_each_signal_once(
         await produce(kafka_settings, raw, chunks[3])
         await _eventually("A took B's partitions", lambda: _owns_all(a), 60)
         await c.start()  # added again
+        # Serving means its SIGTERM handler is in place: stopped before that, a replica that
+        # is still importing dies of the signal (exit -15), which A catching up fast allowed.
+        await _eventually("C serving", lambda: _serving(c), 60)
         await _eventually(
             "caught up", lambda: caught_up(kafka_settings, f"state_{scaled}", raw), 240
         )

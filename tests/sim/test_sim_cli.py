@@ -58,6 +58,19 @@ def test_bad_configuration_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "rate" in capsys.readouterr().err
     assert main(["--drop-rate", "3"]) == 2
     assert main(["--products", "btc"]) == 2
+    assert main(["--rates", "SOL-USD=5"]) == 2  # not one of the products
+    assert "SOL-USD is not one of the products" in capsys.readouterr().err
+    assert main(["--rates", "BTC-USD=0"]) == 2
+    assert main(["--rates", "BTC-USD"]) == 2
+
+
+def test_per_product_rates_from_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    config, _ = config_from_args(["--products", "P001-USD,P002-USD,P003-USD", "--rate", "0.2",
+                                  "--rates", "P001-USD=100, P002-USD=2.5"])  # fmt: skip
+    assert config.rates == {"P001-USD": 100.0, "P002-USD": 2.5}
+    assert [config.rate_of(p) for p in config.products] == [100.0, 2.5, 0.2]
+    monkeypatch.setenv("COINBASE_SIM_RATES", "ETH-USD=40")
+    assert config_from_args([])[0].rate_of("ETH-USD") == 40
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])

@@ -114,6 +114,30 @@ async def test_same_seed_and_start_time_give_identical_trades(tmp_path: Path) ->
     ]  # fmt: skip
 
 
+async def test_per_product_rates_make_busy_and_quiet_products(tmp_path: Path) -> None:
+    """`rates` sets a product's own rate; the others keep `rate`, and their trades are the
+    ones they have without `rates` (each product draws from its own generator)."""
+    products = ("BTC-USD", "ETH-USD", "SOL-USD")
+    config = SimConfig(
+        port=0, seed=3, start_time=datetime(2026, 1, 1, tzinfo=UTC), speed=0, max_trades=2000,
+        products=products, rate=0.5, rates={"BTC-USD": 100, "ETH-USD": 10},
+    )  # fmt: skip
+    async with SimServer(config) as server:
+        await server.market_done.wait()
+        trades = {p: server.ledger.trades(p) for p in products}
+    last = max(parse_time(t.time) for ts in trades.values() for t in ts)
+    seconds = (last - datetime(2026, 1, 1, tzinfo=UTC)).total_seconds()
+    observed = {p: len(ts) / seconds for p, ts in trades.items()}
+    assert 85 < observed["BTC-USD"] < 115 and 7 < observed["ETH-USD"] < 13, observed
+    assert observed["SOL-USD"] < 1.5, observed
+    plain = SimConfig(**{**config.model_dump(), "rates": {}, "max_trades": 60})
+    async with SimServer(plain) as server:
+        await server.market_done.wait()
+        alone = server.ledger.trades("SOL-USD")
+    assert len(alone) >= len(trades["SOL-USD"]) > 3
+    assert alone[: len(trades["SOL-USD"])] == trades["SOL-USD"]
+
+
 async def test_paced_mode_follows_event_time(sim: SimFactory) -> None:
     """speed=20: one simulated second of heartbeats takes 50 ms of wall time."""
     async with sim(speed=20, rate=2, products=["BTC-USD"]) as server, feed_client(server) as ws:

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from cryptopipeline.core.records import Action, TradeSignal
 from cryptopipeline.market import Candle
+from cryptopipeline.records import Action, TradeSignal
 from cryptopipeline.strategies import (
     Decision,
     StrategyConfig,

@@ -1,10 +1,11 @@
-"""Order planning and outcome folding without a broker, and the event clock's books."""
+"""Order planning (signal -> order or rejection), outcome events and their folding, without
+a broker; and the event clock's books."""
 
 from __future__ import annotations
 
 from decimal import Decimal as D
 
-from cryptopipeline.bot._settings import TradingSettings
+from cryptopipeline.records import CandleWindow, TradeSignal
 from cryptopipeline.trading import (
     Blotter,
     BrokerUpdate,
@@ -17,9 +18,20 @@ from cryptopipeline.trading import (
     OrderType,
     RiskEngine,
     RiskLimits,
+    Side,
+    TradingSettings,
+    client_order_id_for,
 )
 from cryptopipeline.trading.books import BookHistory
-from cryptopipeline.trading.planning import PlanRejection, outcome_events, plan_order
+from cryptopipeline.trading.orders import order_event
+from cryptopipeline.trading.planning import (
+    PlanRejection,
+    SignalPlan,
+    fold_event,
+    outcome_events,
+    plan_order,
+    plan_signal,
+)
 
 
 def _plan(**overrides: object) -> OrderRequest | PlanRejection:
@@ -112,3 +124,55 @@ def test_blotter_keeps_its_open_orders_as_events_arrive() -> None:
     blotter.apply(_event(OrderEventType.CANCELLED, "a"))
     blotter.apply(_event(OrderEventType.SUBMITTED, "a"))  # a replayed event reopens nothing
     assert [o.client_order_id for o in blotter.open_orders()] == ["b"]
+
+
+def _signal(action: Side, close: str = "100") -> TradeSignal:
+    return TradeSignal(
+        signal_id="signal-0001", product_id="BTC-USD", event_time="2026-01-01T00:01:00Z",
+        action=action, strategy="test", parameters={}, indicators={},
+        window=CandleWindow(start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z",
+                            interval_s=60),
+        close_price=D(close), last_trade_id=1,
+    )  # fmt: skip
+
+
+def _plan_signal(signal: TradeSignal, book: tuple[D, D] | None, blotter: Blotter) -> SignalPlan:
+    return plan_signal(TradingSettings(), signal, book=book, blotter=blotter,
+                       risk=RiskEngine(RiskLimits()), now=10.0,
+                       last_tick_at=None if book is None else 9.0)  # fmt: skip
+
+
+def test_a_signal_is_priced_at_the_side_of_the_book_it_takes() -> None:
+    coid = client_order_id_for("signal-0001")
+    buy = _plan_signal(_signal(Side.BUY), (D(99), D(100)), Blotter(D(1000)))
+    assert buy.received == OrderRequest(coid, "signal-0001", "BTC-USD", Side.BUY,
+                                        OrderType.MARKET, D(0), None, D(100))  # fmt: skip
+    assert buy.decision == OrderRequest(coid, "signal-0001", "BTC-USD", Side.BUY,
+                                        OrderType.MARKET, D(1), None, D(100))  # fmt: skip
+    holding = Blotter(D(1000))
+    holding.portfolio.apply_fill(Fill("f", "c", "BTC-USD", Side.BUY, D(50), D(3), D(0)))
+    sell = _plan_signal(_signal(Side.SELL), (D(80), D(100)), holding)
+    assert isinstance(sell.decision, OrderRequest)
+    assert (sell.decision.reference_price, sell.decision.base_size) == (D(80), D("1.25"))
+
+
+def test_without_a_book_a_signal_carries_its_close_and_gets_no_order() -> None:
+    plan = _plan_signal(_signal(Side.BUY, close="123"), None, Blotter(D(1000)))
+    assert plan.received.reference_price == D(123)
+    assert plan.decision == PlanRejection("no_price", "no tick seen for BTC-USD")
+
+
+def test_folding_a_fill_starts_the_products_cooldown() -> None:
+    blotter, risk = Blotter(D(1000)), RiskEngine(RiskLimits(cooldown_after_fill_s=30))
+    request = OrderRequest("c", "s", "BTC-USD", Side.BUY, OrderType.MARKET, D(1))
+    for event in outcome_events(blotter, request, BrokerUpdate(
+            "c", OrderStatus.FILLED, "x", fills=(_fill("f1"),))):  # fmt: skip
+        fold_event(blotter, risk, order_event(
+            request, event.event, time="t", broker="paper", exchange_id=event.exchange_order_id,
+            fill=event.fill), at=100.0)  # fmt: skip
+    assert blotter.orders["c"].state is OrderEventType.FILLED
+    assert blotter.portfolio.quantity("BTC-USD") == D(1)
+    refused = risk.check(product_id="BTC-USD", side=Side.BUY, notional=D(1),
+                         position_notional=D(0), open_orders=0, equity=D(1000), now=110.0,
+                         last_tick_at=110.0)  # fmt: skip
+    assert refused is not None and refused.reason.value == "cooldown"

@@ -13,7 +13,9 @@ from pydantic import ValidationError
 
 from cryptopipeline import indicators_cli, watch_cli
 from cryptopipeline.backtest import cli as backtest_cli
-from cryptopipeline.core import PipelineSettings, configure_logging, ensure_topics
+from cryptopipeline.core import PipelineSettings, configure_logging
+from cryptopipeline.core.kafka import ensure_topics
+from cryptopipeline.core.settings import OPS_PORTS
 from cryptopipeline.ksql import cli as ksql_cli
 from cryptopipeline.localkafka import BrokerError, LocalKafka, fetch_kafka
 from cryptopipeline.localrun import LocalRunOptions, run_local
@@ -59,9 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--products", default="BTC-USD", help="comma-separated product ids (default BTC-USD)"
     )
-    run.add_argument("--ingestor-ops-port", type=int, default=9101)
-    run.add_argument("--signaler-ops-port", type=int, default=9102)
-    run.add_argument("--bot-ops-port", type=int, default=9103)
+    run.add_argument("--ingestor-ops-port", type=int, default=OPS_PORTS["ingestor"])
+    run.add_argument("--signaler-ops-port", type=int, default=OPS_PORTS["signaler"])
+    run.add_argument("--bot-ops-port", type=int, default=OPS_PORTS["bot"])
     run.add_argument(
         "--candle-seconds", type=int, default=5, help="candle interval of the local signaler"
     )

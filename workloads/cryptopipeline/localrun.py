@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptopipeline.bot._settings import BotSettings
-from cryptopipeline.core import PipelineSettings, ensure_topics
-from cryptopipeline.core.kafka import wait_for_coordinators
+from cryptopipeline.core import PipelineSettings
+from cryptopipeline.core.kafka import ensure_topics, wait_for_coordinators
+from cryptopipeline.core.settings import OPS_PORTS
 from cryptopipeline.localkafka import LocalKafka
 from cryptopipeline.signaler._settings import SignalerOptions
 
@@ -51,9 +52,9 @@ class LocalRunOptions:
     sim_port: int = 8765
     sim_args: Sequence[str] = ()
     products: Sequence[str] = ("BTC-USD",)
-    ingestor_ops_port: int = 9101
-    signaler_ops_port: int = 9102
-    bot_ops_port: int = 9103
+    ingestor_ops_port: int = OPS_PORTS["ingestor"]
+    signaler_ops_port: int = OPS_PORTS["signaler"]
+    bot_ops_port: int = OPS_PORTS["bot"]
     candle_seconds: int = 5
 
 

@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
 from cryptopipeline.core import PipelineSettings
+from cryptopipeline.core.kafka import new_consumer
+from cryptopipeline.core.settings import OPS_PORTS
 
 
 @dataclass(frozen=True)
@@ -97,15 +98,13 @@ async def status(args: argparse.Namespace) -> int:
 
 async def tail(args: argparse.Namespace, settings: PipelineSettings) -> int:
     """Print records of a topic as they arrive: time, key, headers and the decoded value."""
-    bootstrap = args.bootstrap_servers or settings.kafka.bootstrap_servers
-    consumer = AIOKafkaConsumer(
-        args.topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
+    kafka = settings.kafka
+    if args.bootstrap_servers:  # as given: aiokafka judges it
+        kafka = kafka.model_copy(update={"bootstrap_servers": args.bootstrap_servers})
+    consumer = new_consumer(
+        kafka, "tail", args.topic,
         auto_offset_reset="earliest" if args.from_beginning else "latest",
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-    )
+    )  # fmt: skip
     await consumer.start()
     printed = 0
     try:
@@ -139,9 +138,9 @@ def _render(record: Any) -> str:
 def add_parsers(commands: Any) -> None:
     status_parser = commands.add_parser("status", help="health, rates and lag of each part")
     status_parser.add_argument("--host", default="127.0.0.1")
-    status_parser.add_argument("--ingestor-port", type=int, default=9101)
-    status_parser.add_argument("--signaler-port", type=int, default=9102)
-    status_parser.add_argument("--bot-port", type=int, default=9103)
+    status_parser.add_argument("--ingestor-port", type=int, default=OPS_PORTS["ingestor"])
+    status_parser.add_argument("--signaler-port", type=int, default=OPS_PORTS["signaler"])
+    status_parser.add_argument("--bot-port", type=int, default=OPS_PORTS["bot"])
     status_parser.add_argument(
         "--interval", type=float, default=2.0, help="seconds between samples"
     )

@@ -1,5 +1,6 @@
-"""Backtests on the live engine: ticks or candles through the signaler's engine and the bot's
-planning, risk, sizing and paper fills, in event time; reports with metrics and a chart.
+"""Backtests on the live engine: ticks or candles through the signaler's engine and the
+trading package's planning, risk, sizing and paper fills, in event time; reports with metrics
+and a chart. No bot code: the domain packages, plus its own Kafka reader (`_kafka`).
 """
 
 from cryptopipeline.backtest._engine import (

@@ -1,10 +1,11 @@
 """The backtest engine: raw feed messages or closed candles, in event time, through the
-signaler's `PartitionEngine` and the bot's planning, risk, sizing and paper broker.
+signaler's `PartitionEngine` and the trading package's planning, risk, sizing and paper broker.
 
 Nothing here decides anything itself: candles and signals come from `PartitionEngine`, orders
-from `trading.plan_order`, fills from `PaperBroker`, their events from `trading.outcome_events`,
-positions from the `Blotter`. The clock is the event clock of `trading.books`: a signal is
-decided at its candle's close and priced at the book as of that close.
+from `trading.plan_signal`, fills from `trading.PaperBroker`, their events from
+`trading.outcome_events`, positions from the `Blotter` (`trading.fold_event`). The clock is
+the event clock of `trading.books`: a signal is decided at its candle's close and priced at
+the book as of that close.
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cryptopipeline.backtest._metrics import Metrics, compute_metrics
-from cryptopipeline.bot._paper import PaperBroker
-from cryptopipeline.bot._settings import TradingSettings
 from cryptopipeline.coinbase import format_time
-from cryptopipeline.core.records import Action, TradeSignal
 from cryptopipeline.market import Candle, Heartbeat, Rejected, Tick, parse_event
+from cryptopipeline.records import TradeSignal
 from cryptopipeline.signaler._engine import PartitionEngine
 from cryptopipeline.strategies import StrategyConfig
 from cryptopipeline.trading import (
@@ -29,15 +28,16 @@ from cryptopipeline.trading import (
     Fill,
     OrderEventType,
     OrderRequest,
-    OrderSide,
-    OrderType,
+    PaperBroker,
     RiskEngine,
     RiskLimits,
+    Side,
+    TradingSettings,
     client_order_id_for,
 )
 from cryptopipeline.trading.books import BookHistory
 from cryptopipeline.trading.orders import order_event
-from cryptopipeline.trading.planning import PlanRejection, outcome_events, plan_order
+from cryptopipeline.trading.planning import PlanRejection, fold_event, outcome_events, plan_signal
 
 Slippage = Literal["none", "bps", "half-spread"]
 _BPS = Decimal(10_000)
@@ -86,7 +86,7 @@ class Trade:
     strategy: str
     signal_id: str
     client_order_id: str
-    side: OrderSide
+    side: Side
     size: Decimal
     price: Decimal
     fee: Decimal
@@ -217,45 +217,39 @@ class Backtest:
         stats = self.stats
         stats.signals.append(signal)
         coid = client_order_id_for(signal.signal_id)
-        known = self.blotter.orders.get(coid)
-        if known is not None and known.state is not OrderEventType.RECEIVED:
+        if self.blotter.decided(coid):
             return
         product = signal.product_id
-        side = OrderSide.BUY if signal.action is Action.BUY else OrderSide.SELL
         end_us = candle.end_us
         self._now_us = end_us
         book = self.books.as_of(product, end_us)
-        price = (book.ask if side is OrderSide.BUY else book.bid) if book else signal.close_price
         if book is not None:
             self.blotter.portfolio.mark(product, book.mid)
-        base = OrderRequest(coid, signal.signal_id, product, side, OrderType.MARKET, _ZERO,
-                            reference_price=price)  # fmt: skip
-        if known is None:
-            self._log(base, OrderEventType.RECEIVED)
-        now = end_us / 1_000_000
-        plan = plan_order(
-            self.config.trading, client_order_id=coid, signal_id=signal.signal_id,
-            product_id=product, side=side, price=price, blotter=self.blotter, risk=self.risk,
-            now=now, last_tick_at=None if book is None else book.time_us / 1_000_000,
+        plan = plan_signal(
+            self.config.trading, signal, book=None if book is None else (book.bid, book.ask),
+            blotter=self.blotter, risk=self.risk, now=end_us / 1_000_000,
+            last_tick_at=None if book is None else book.time_us / 1_000_000,
         )  # fmt: skip
-        if isinstance(plan, PlanRejection):
-            stats.rejections[plan.reason] = stats.rejections.get(plan.reason, 0) + 1
-            self._log(base, OrderEventType.REJECTED, reason=plan.reason, detail=plan.detail)
+        if coid not in self.blotter.orders:
+            self._log(plan.received, OrderEventType.RECEIVED)
+        order = plan.decision
+        if isinstance(order, PlanRejection):
+            stats.rejections[order.reason] = stats.rejections.get(order.reason, 0) + 1
+            self._log(plan.received, OrderEventType.REJECTED, reason=order.reason,
+                      detail=order.detail)  # fmt: skip
             return
-        stats.orders.append(plan)
-        self._log(plan, OrderEventType.SUBMITTED)
+        stats.orders.append(order)
+        self._log(order, OrderEventType.SUBMITTED)
         if book is not None:
             self.broker.on_tick(product, book.bid, book.ask, format_time(book.time_us))
-        update = self.broker.submit_now(plan)
-        for planned in outcome_events(self.blotter, plan, update):
+        update = self.broker.submit_now(order)
+        for planned in outcome_events(self.blotter, order, update):
             if planned.fill is not None:
                 self._trade(signal, candle, planned.fill)
             self._log(
-                plan, planned.event, exchange_id=planned.exchange_order_id, fill=planned.fill,
+                order, planned.event, exchange_id=planned.exchange_order_id, fill=planned.fill,
                 reason=planned.reason, detail=planned.detail,
             )  # fmt: skip
-            if planned.fill is not None:
-                self.risk.note_fill(product, now)
 
     def _log(
         self,
@@ -267,23 +261,22 @@ class Backtest:
         exchange_id: str | None = None,
         fill: Fill | None = None,
     ) -> None:
-        """The order event the bot would write, folded into the blotter (as the bot does)."""
+        """The order event the bot would write, folded as the bot folds it (at the close)."""
         if self._time_text[0] != self._now_us:
             self._time_text = (self._now_us, format_time(self._now_us))
         # trusted: the fields are the engine's own typed values, as the bot's are.
-        self.blotter.apply(
-            order_event(
-                request,
-                event_type,
-                time=self._time_text[1],
-                broker=self.broker.name,
-                reason=reason,
-                detail=detail,
-                exchange_id=exchange_id,
-                fill=fill,
-                trusted=True,
-            )
+        event = order_event(
+            request,
+            event_type,
+            time=self._time_text[1],
+            broker=self.broker.name,
+            reason=reason,
+            detail=detail,
+            exchange_id=exchange_id,
+            fill=fill,
+            trusted=True,
         )
+        fold_event(self.blotter, self.risk, event, at=self._now_us / 1_000_000)
 
     def _trade(self, signal: TradeSignal, candle: Candle, fill: Fill) -> None:
         """Record a fill before the blotter books it (to see the position it changes)."""
@@ -291,7 +284,7 @@ class Backtest:
         held = position.quantity if position is not None else _ZERO
         entry = position.average_entry if position is not None else _ZERO
         entry_fees = self._entry_fees.get(fill.product_id, _ZERO)
-        signed = fill.size if fill.side is OrderSide.BUY else -fill.size
+        signed = fill.size if fill.side is Side.BUY else -fill.size
         realized: Decimal | None = None
         if held == 0 or (held > 0) == (signed > 0):
             self._entry_fees[fill.product_id] = entry_fees + fill.fee

@@ -1,8 +1,11 @@
-"""What every broker offers the bot: submit, look up by client_order_id, cancel, poll."""
+"""What every broker offers the bot: submit, look up by client_order_id, cancel, poll, the
+market's book tops, what a restart lost, and closing. The bot knows no broker by its class:
+`trading.PaperBroker` and `CoinbaseBroker` are two implementations of this protocol."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Protocol
 
 from cryptopipeline.trading import BrokerUpdate, OrderRequest
@@ -29,5 +32,20 @@ class Broker(Protocol):
         ...
 
     async def poll(self, orders: Sequence[tuple[str, str | None]]) -> list[BrokerUpdate]:
-        """News (fills, cancels) about these open orders."""
+        """News (fills, cancels) about these open orders; called with none too (a broker
+        that has nothing to ask then answers at once)."""
+        ...
+
+    def on_tick(self, product_id: str, bid: Decimal, ask: Decimal, time: str) -> None:
+        """The book top the bot trades at (`time`: the exchange time). A simulated venue fills
+        against it; a real one has its own book and ignores it."""
+        ...
+
+    async def lost_on_restart(self, orders: Sequence[tuple[str, str | None]]) -> list[BrokerUpdate]:
+        """Once at start, the orders the log says are open: the answers for those the broker
+        no longer holds because this process restarted (none for a real exchange)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the bot calls it once, last."""
         ...

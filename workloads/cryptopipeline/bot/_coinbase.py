@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -340,6 +341,16 @@ class CoinbaseBroker:
             if exchange_id:
                 updates.append(await self._state(coid, exchange_id))
         return updates
+
+    def on_tick(self, product_id: str, bid: Decimal, ask: Decimal, time: str) -> None:
+        """The exchange fills against its own book."""
+
+    async def lost_on_restart(self, orders: Sequence[tuple[str, str | None]]) -> list[BrokerUpdate]:
+        """None: open orders live at the exchange across our restarts (`poll` follows them)."""
+        return []
+
+    async def aclose(self) -> None:
+        await self.client.close()
 
 
 def _fill(coid: str, raw: object) -> Fill:

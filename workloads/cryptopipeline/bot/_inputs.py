@@ -19,8 +19,8 @@ import orjson
 from pydantic import ValidationError
 
 from cryptopipeline.coinbase import TRADE_DECIMALS, FieldError
-from cryptopipeline.core.records import TradeSignal
 from cryptopipeline.market import Heartbeat, read_heartbeat, read_tick
+from cryptopipeline.records import TradeSignal
 from cryptopipeline.trading import OrderEvent, OrderEventType
 
 MAX_AMOUNT = Decimal(10) ** 12

@@ -6,7 +6,8 @@ out; compaction keeps the latest record of each key forever, so the state outliv
 retention and a restart reads one small record, not the whole order history. Consumers of
 `btc_usd_orders` also never meet a record that is not an order event.
 
-Key `kill_switch`; value `{"schema_version": 1, "killed": bool, "reason": str, "time": str}`.
+Key `kill_switch`; value `{"schema_version": 1, "killed": bool, "reason": str, "time": str}`
+(`cryptopipeline.records.KillSwitchRecord`).
 The latest record wins. A record that cannot be read counts as killed (fail safe: a bot never
 trades because its off switch was unreadable).
 """
@@ -15,25 +16,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from cryptopipeline.bot._orderlog import read_topic
 from cryptopipeline.core import KafkaSettings, TopicSpec
+from cryptopipeline.records import KillSwitchRecord
 
 log = logging.getLogger(__name__)
 
 KILL_SWITCH_KEY = b"kill_switch"
-
-
-class KillSwitchRecord(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    schema_version: Literal[1] = 1
-    killed: bool
-    reason: str = Field(default="", max_length=500)
-    time: str = Field(default="", max_length=64)
 
 
 @dataclass(frozen=True, slots=True)

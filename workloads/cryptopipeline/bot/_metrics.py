@@ -8,6 +8,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 from cryptopipeline.core.metrics import WorkloadRegistry
+from cryptopipeline.trading import Blotter, RiskEngine
 
 _PREFIX = "cryptopipeline_bot"
 
@@ -61,3 +62,18 @@ class BotMetrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
             registry=r,
         )  # fmt: skip
+
+    def observe(self, blotter: Blotter, risk: RiskEngine, now: float) -> None:
+        """Set the gauges of positions, money, open orders and the daily loss."""
+        portfolio = blotter.portfolio
+        for product, position in portfolio.positions.items():
+            self.position.labels(product).set(float(position.quantity))
+        self.equity.set(float(portfolio.equity))
+        self.cash.set(float(portfolio.cash))
+        self.pnl.labels("realized").set(float(portfolio.realized_pnl))
+        self.pnl.labels("unrealized").set(float(portfolio.unrealized_pnl))
+        self.pnl.labels("fees").set(float(portfolio.fees))
+        self.pnl.labels("net").set(float(portfolio.net_pnl))
+        self.open_orders.set(len(blotter.open_orders()))
+        self.daily_loss.set(float(risk.daily_loss(now, portfolio.equity)))
+        self.daily_loss_limit.set(float(risk.limits.max_daily_loss))

@@ -3,30 +3,27 @@ reader that replays the whole log at start."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from datetime import UTC, datetime
 
 from cryptopipeline.bot._inputs import BadInput, decode_order_event
 from cryptopipeline.core import KafkaSettings
+from cryptopipeline.core.kafka import NEW_TOPIC, Record, new_producer, read_to_end
 from cryptopipeline.trading import OrderEvent
 
 log = logging.getLogger(__name__)
 
 
+def now_text() -> str:
+    """The wall-clock time of a record the bot writes (RFC 3339, microseconds, UTC)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 class OrderLog:
     def __init__(self, kafka: KafkaSettings, topic: str) -> None:
         self.topic = topic
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers,
-            client_id=f"{kafka.client_id}-bot",
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=0,
-            request_timeout_ms=kafka.request_timeout_ms,
-        )
+        self._producer = new_producer(kafka, "bot", linger_ms=0)
 
     async def start(self) -> None:
         await self._producer.start()
@@ -75,46 +72,7 @@ async def read_order_log(
     return events
 
 
-async def read_topic(kafka: KafkaSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every committed record of a topic, per partition in log order, read to its end."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
-        client_id=f"{kafka.client_id}-bot-recovery",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        partitions: list[TopicPartition] = []
-        for _ in range(25):  # a topic created a moment ago may not be in the metadata yet
-            await consumer._client.force_metadata_update()  # as the ingestor's recovery does
-            ids = consumer.partitions_for_topic(topic) or set()
-            partitions = [TopicPartition(topic, p) for p in sorted(ids)]
-            if partitions:
-                break
-            await asyncio.sleep(0.2)
-        if not partitions:
-            return records
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        for tp in partitions:
-            consumer.seek(tp, starts[tp])
-        next_offset = dict(starts)
-        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, got in batch.items():
-                for record in got:
-                    next_offset[tp] = record.offset + 1
-                    records.append(record)
-            for tp in list(remaining):
-                # transaction markers take offsets too: the position is the truth at the end
-                if next_offset[tp] >= ends[tp] or (
-                    not batch.get(tp) and await consumer.position(tp) >= ends[tp]
-                ):
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return records
+async def read_topic(kafka: KafkaSettings, topic: str) -> list[Record]:
+    """Every committed record of a topic, per partition in log order, read to its end (a
+    topic created a moment ago gets a few seconds to appear in the metadata)."""
+    return await read_to_end(kafka, topic, "bot-recovery", retry=NEW_TOPIC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import orjson
 from pydantic import (
@@ -15,20 +15,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from cryptopipeline.bot._credentials import CdpCredentials, CredentialsError
-from cryptopipeline.core.settings import ServiceSettings
-from cryptopipeline.trading import ProductIncrements, RiskLimits, Sizing
+from cryptopipeline.core.settings import OPS_PORTS, OpsSettings, Port, ServiceSettings
+from cryptopipeline.trading import RiskLimits
+from cryptopipeline.trading.settings import TradingSettings as TradingSettings  # its old home
 
 COINBASE_API_URL = "https://api.coinbase.com"
-
-
-class IncrementSettings(BaseModel):
-    base_increment: Decimal = Field(default=Decimal("0.00000001"), gt=0)
-    quote_increment: Decimal = Field(default=Decimal("0.01"), gt=0)
-    base_min_size: Decimal = Field(default=Decimal("0.00001"), ge=0)
-    min_notional: Decimal = Field(default=Decimal("1"), ge=0)
 
 
 class BrokerSettings(BaseModel):
@@ -93,46 +87,13 @@ class BrokerSettings(BaseModel):
         return self
 
 
-class TradingSettings(BaseModel):
-    products: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["BTC-USD"])
-    starting_cash: Decimal = Field(default=Decimal("10000"), ge=0)
-    order_type: Literal["market", "limit"] = "market"
-    limit_offset_bps: Decimal = Field(
-        default=Decimal("0"), ge=0, description="limit orders: price this far inside the touch"
-    )
-    sizing: Sizing = Field(default_factory=Sizing)
-    clock: Literal["wall", "event"] = Field(
-        default="wall",
-        description="event: decide at the signal's candle close and price at the book as of "
-        "that close (trading.books), as a backtest does; for replays of recorded data",
-    )
-    increments: dict[str, IncrementSettings] = Field(default_factory=dict)
-
-    @field_validator("products", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return orjson.loads(text)
-            return [p.strip() for p in text.split(",") if p.strip()]
-        return value
-
-    def product_increments(self, product_id: str) -> ProductIncrements:
-        spec = self.increments.get(product_id, IncrementSettings())
-        return ProductIncrements(
-            product_id, spec.base_increment, spec.quote_increment, spec.base_min_size,
-            spec.min_notional,
-        )  # fmt: skip
-
-
-class BotOpsSettings(BaseModel):
+class BotOpsSettings(OpsSettings):
     """The ops endpoints. /healthz, /readyz and /metrics are open; /api/portfolio,
     /api/kill and /api/release need `Authorization: Bearer <kill_token>`, and without a
     token they answer 403 (disabled). An empty or blank token counts as no token."""
 
     host: str = "127.0.0.1"  # /api/kill is here: local unless configured
-    port: int = Field(default=9103, ge=0, le=65535)
+    port: Port = OPS_PORTS["bot"]
     kill_token: SecretStr | None = Field(
         default=None, description="the bearer token of /api/portfolio, /api/kill, /api/release"
     )
@@ -170,12 +131,6 @@ class BotSettings(ServiceSettings):
         "`<orders topic>_kill_switch`",
     )
     poll_interval_s: float = Field(default=1.0, gt=0, description="open-order and retry polling")
-
-    test_pause_after_submit: bool = Field(
-        default=False,
-        description="TESTS ONLY: after the broker answers the first order, stop before logging "
-        "the outcome and wait (the crash test kills the process there)",
-    )
 
     @model_validator(mode="after")
     def _kill_switch_topic(self) -> BotSettings:

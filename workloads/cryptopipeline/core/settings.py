@@ -1,19 +1,56 @@
-"""Pipeline-wide settings: Kafka, topic names and the settings topics are created with.
+"""Pipeline-wide settings: Kafka, topic names and the settings topics are created with, and
+where each workload serves its ops endpoints. Each of these facts is written here once.
 
 Every program composes these into its own `BaseSettings` class; environment variables
 use the `CRYPTOPIPELINE_` prefix and `__` for nesting, e.g.
-`CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS=kafka:9092`.
+`CRYPTOPIPELINE_KAFKA__BOOTSTRAP_SERVERS=kafka:9092`. Pure configuration (pydantic only):
+the operator reads its defaults too, and nothing here talks to Kafka (`core.kafka` does).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Literal, TypeVar
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, Final, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cryptopipeline.core.kafka import KafkaSettings, TopicSpec
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+OPS_PORTS: Final[Mapping[str, int]] = MappingProxyType(
+    {"ingestor": 9101, "signaler": 9102, "bot": 9103}
+)
+"""Each workload's default ops port (/healthz, /readyz, /metrics): its settings, the local
+runner, `cryptopipeline status` and the operator's manifests all read it from here."""
+
+
+class OpsSettings(BaseModel):
+    """Where a workload serves its ops endpoints (`core.ops.OpsServer`). A workload's own
+    subclass sets its default port from `OPS_PORTS`; `port=0` picks a free one."""
+
+    host: str = "0.0.0.0"  # probed by the kubelet
+    port: Port = 0
+
+
+class KafkaSettings(BaseModel):
+    """Where Kafka is and how clients identify themselves."""
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Comma-separated host:port list."
+    )
+    client_id: str = "cryptopipeline"
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {server.strip()!r}")
+        return value
 
 
 class TopicNames(BaseModel):
@@ -32,6 +69,36 @@ class TopicDefaults(BaseModel):
     replication_factor: int = Field(default=1, ge=1)
     retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
 
+    def spec(self, name: str) -> TopicSpec:
+        """The topic `name` with these partitions, replication factor and retention."""
+        return TopicSpec(
+            name=name,
+            partitions=self.partitions,
+            replication_factor=self.replication_factor,
+            retention_ms=self.retention_ms,
+        )
+
+
+DEFAULT_TOPICS: Final = TopicNames()
+"""The default topic names (the CRD's defaults repeat them; a test compares the two)."""
+DEFAULT_TOPIC_SETTINGS: Final = TopicDefaults()
+"""The default partitions, replication factor and retention (the CRD's, likewise)."""
+
+
+class TopicSpec(BaseModel):
+    """A topic and the settings it is created with."""
+
+    name: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(default=DEFAULT_TOPIC_SETTINGS.partitions, ge=1)
+    replication_factor: int = Field(default=DEFAULT_TOPIC_SETTINGS.replication_factor, ge=1)
+    retention_ms: int = Field(
+        default=DEFAULT_TOPIC_SETTINGS.retention_ms, ge=-1, description="-1 keeps records forever."
+    )
+    extra_config: dict[str, str] = Field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms), **self.extra_config}
+
 
 class PipelineSettings(BaseSettings):
     """What every program needs to find its topics."""
@@ -46,16 +113,8 @@ class PipelineSettings(BaseSettings):
 
     def topic_specs(self) -> list[TopicSpec]:
         """Every pipeline topic, with the configured partitions, replication and retention."""
-        defaults = self.topic_defaults
-        return [
-            TopicSpec(
-                name=name,
-                partitions=defaults.partitions,
-                replication_factor=defaults.replication_factor,
-                retention_ms=defaults.retention_ms,
-            )
-            for name in dict.fromkeys(self.topics.model_dump().values())
-        ]
+        names = dict.fromkeys(self.topics.model_dump().values())
+        return [self.topic_defaults.spec(name) for name in names]
 
 
 class ServiceSettings(PipelineSettings):

@@ -27,7 +27,6 @@ from typing import Any
 
 import httpx
 import orjson
-from websockets.asyncio.client import ClientConnection
 
 from cryptopipeline.coinbase._advanced_market import (
     MARKET_TRADES_PATH,
@@ -64,6 +63,7 @@ from cryptopipeline.ingestor._decode import (
 from cryptopipeline.ingestor._metrics import IngestorMetrics
 from cryptopipeline.ingestor._sequencer import Gap
 from cryptopipeline.ingestor._settings import IngestorSettings
+from cryptopipeline.ingestor._socket import FeedSocket
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ class AdvancedFeedConnection(FeedConnection):
                 if latest is not None:
                     self._sink.accept(last_trade_hint(product, latest), -1, time.time_ns())
 
-    async def _read(self, ws: ClientConnection, backoff: Backoff) -> str:
+    async def _read(self, ws: FeedSocket, backoff: Backoff) -> str:
         timeout = self._ingest.heartbeat_timeout_s
         decoder = AdvancedDecoder(
             self._products, self._ingest.max_frame_bytes, time_window(self._ingest)
@@ -319,28 +319,28 @@ class AdvancedFeedConnection(FeedConnection):
         clock = asyncio.get_running_loop().time
         async with asyncio.timeout(timeout) as liveness:
             while True:
-                frame = await ws.recv()
-                receive_ns = time.time_ns()
-                decoded = decoder.decode(frame, receive_ns // 1000)
-                if decoded.repeated:
-                    counters.repeated()
-                    continue
-                if decoded.alive:
-                    liveness.reschedule(clock() + timeout)
-                    backoff.reset()
-                if decoded.lost:
-                    self.losses += 1
-                    self._lost.set()
-                for item in decoded.frames:
-                    counters.count(item)
-                    if isinstance(item, ControlFrame) and item.type == "subscriptions":
-                        self.subscribed = True
-                        self._metrics.connected.labels(self._label).set(1)
-                    sink.accept(item, self.conn_id, receive_ns)
-                if sink.full:
-                    liveness.reschedule(None)
-                    await sink.room()
-                    liveness.reschedule(clock() + timeout)
+                for frame in await ws.receive():
+                    receive_ns = time.time_ns()
+                    decoded = decoder.decode(frame, receive_ns // 1000)
+                    if decoded.repeated:
+                        counters.repeated()
+                        continue
+                    if decoded.alive:
+                        liveness.reschedule(clock() + timeout)
+                        backoff.reset()
+                    if decoded.lost:
+                        self.losses += 1
+                        self._lost.set()
+                    for item in decoded.frames:
+                        counters.count(item)
+                        if isinstance(item, ControlFrame) and item.type == "subscriptions":
+                            self.subscribed = True
+                            self._metrics.connected.labels(self._label).set(1)
+                        sink.accept(item, self.conn_id, receive_ns)
+                    if sink.full:
+                        liveness.reschedule(None)
+                        await sink.room()
+                        liveness.reschedule(clock() + timeout)
 
 
 class AdvancedBackfiller(TradeBackfiller):

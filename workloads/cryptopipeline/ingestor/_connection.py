@@ -13,8 +13,6 @@ from collections import deque
 from typing import Any, Protocol
 
 import orjson
-import websockets
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from cryptopipeline.ingestor._decode import (
@@ -29,10 +27,13 @@ from cryptopipeline.ingestor._decode import (
 )
 from cryptopipeline.ingestor._metrics import IngestorMetrics
 from cryptopipeline.ingestor._settings import ExchangeSettings, IngestSettings
+from cryptopipeline.ingestor._socket import FeedSocket
 
 log = logging.getLogger(__name__)
 
 _HEARTBEAT = "heartbeat"
+_MAX_QUEUE = 256
+"""Messages waiting unread before the socket stops reading (TCP backpressure)."""
 _FEED_PREFIXES = tuple(
     f'{{"type":"{kind}"' for kind in ("ticker", "heartbeat", "match", "last_match")
 )
@@ -122,12 +123,12 @@ class FeedConnection:
         """What is sent right after connecting (Advanced Trade takes one per channel)."""
         return [self.subscribe_request()]
 
-    def _tls(self) -> dict[str, Any]:
-        """`ssl=` for websockets: a context trusting `ca_file`, for wss:// only."""
+    def _tls(self) -> ssl.SSLContext | None:
+        """For wss:// with `ca_file`: a context trusting it (otherwise the system's CAs)."""
         url, ca_file = self._exchange.ws_url, self._exchange.ca_file
         if ca_file and url.startswith("wss://"):
-            return {"ssl": ssl.create_default_context(cafile=ca_file)}
-        return {}
+            return ssl.create_default_context(cafile=ca_file)
+        return None
 
     def subscribe_request(self) -> bytes:
         return orjson.dumps(
@@ -155,18 +156,16 @@ class FeedConnection:
     async def _session(self, backoff: Backoff) -> str:
         """Connect and read until the connection dies; return why it died."""
         try:
-            async with websockets.connect(
+            async with await FeedSocket.connect(
                 self._exchange.ws_url,
                 open_timeout=10,
-                close_timeout=2,
                 max_size=self._ingest.max_frame_bytes,  # one limit: the setting is the limit
-                max_queue=64,
-                compression=None,
-                **self._tls(),
+                max_queue=_MAX_QUEUE,
+                ssl_context=self._tls(),
             ) as ws:
                 self.connects += 1
                 for request in self.subscribe_requests():
-                    await ws.send(request.decode())
+                    await ws.send_text(request.decode())
                 return await self._read(ws, backoff)
         except InvalidURI as exc:
             raise SystemExit(f"invalid exchange URL: {exc}") from exc
@@ -192,7 +191,7 @@ class FeedConnection:
             log.warning("cannot connect", extra={"connection": self.conn_id, "error": str(exc)})
             return "connect_failed"
 
-    async def _read(self, ws: ClientConnection, backoff: Backoff) -> str:
+    async def _read(self, ws: FeedSocket, backoff: Backoff) -> str:
         timeout = self._ingest.heartbeat_timeout_s
         max_bytes = self._ingest.max_frame_bytes
         window = time_window(self._ingest)
@@ -203,26 +202,26 @@ class FeedConnection:
         # timeout per frame cost an eighth of the ingestor's CPU.
         async with asyncio.timeout(timeout) as liveness:
             while True:
-                frame = await ws.recv()
-                if not recent.first_time(frame):
-                    counters.repeated()
-                    if _HEARTBEAT in frame[:20]:  # another socket's copy still proves life
+                for frame in await ws.receive():
+                    if not recent.first_time(frame):
+                        counters.repeated()
+                        if _HEARTBEAT in frame[:20]:  # another socket's copy proves life too
+                            liveness.reschedule(clock() + timeout)
+                        continue
+                    receive_ns = time.time_ns()
+                    decoded = decode(frame, products, max_bytes, receive_ns // 1000, window)
+                    counters.count(decoded)
+                    if isinstance(decoded, HeartbeatFrame):
                         liveness.reschedule(clock() + timeout)
-                    continue
-                receive_ns = time.time_ns()
-                decoded = decode(frame, products, max_bytes, receive_ns // 1000, window)
-                counters.count(decoded)
-                if isinstance(decoded, HeartbeatFrame):
-                    liveness.reschedule(clock() + timeout)
-                    backoff.reset()  # data flows again: the next loss starts from a short delay
-                elif isinstance(decoded, ControlFrame) and decoded.type == "subscriptions":
-                    self.subscribed = True
-                    self._metrics.connected.labels(self._label).set(1)
-                sink.accept(decoded, self.conn_id, receive_ns)
-                if sink.full:  # backpressure: stop reading, and do not count it as silence
-                    liveness.reschedule(None)
-                    await sink.room()
-                    liveness.reschedule(clock() + timeout)
+                        backoff.reset()  # data flows again: the next loss starts short
+                    elif isinstance(decoded, ControlFrame) and decoded.type == "subscriptions":
+                        self.subscribed = True
+                        self._metrics.connected.labels(self._label).set(1)
+                    sink.accept(decoded, self.conn_id, receive_ns)
+                    if sink.full:  # backpressure: stop reading, not counted as silence
+                        liveness.reschedule(None)
+                        await sink.room()
+                        liveness.reschedule(clock() + timeout)
 
 
 def time_window(ingest: IngestSettings) -> TimeWindow:

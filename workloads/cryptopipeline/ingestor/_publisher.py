@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     CorruptRecordException,
     InvalidTimestampError,
@@ -31,6 +30,7 @@ from aiokafka.errors import (
 )
 
 from cryptopipeline.core import KafkaSettings
+from cryptopipeline.core.kafka import new_producer
 from cryptopipeline.ingestor._metrics import IngestorMetrics
 from cryptopipeline.ingestor._outbox import OutRecord
 
@@ -60,11 +60,9 @@ class RawPublisher:
         delivery_timeout_ms: int,
         on_refused: Callable[[OutRecord, BaseException], None] | None = None,
     ) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers,
-            client_id=f"{kafka.client_id}-ingestor",
-            acks="all",
-            enable_idempotence=True,
+        self._producer = new_producer(
+            kafka,
+            "ingestor",
             linger_ms=linger_ms,
             request_timeout_ms=delivery_timeout_ms,
             max_batch_size=256 * 1024,
@@ -79,6 +77,8 @@ class RawPublisher:
         self.failed = asyncio.Event()
         self.failure: BaseException | None = None
         metrics.buffer_capacity.set(max_buffered)
+        # read when scraped, not set twice per record on the hot path
+        metrics.buffered_records.set_function(lambda: self._buffered)
 
     async def start(self) -> None:
         await self._producer.start()
@@ -95,7 +95,6 @@ class RawPublisher:
         """Append one record; waits while the buffer is full (the reader then stops reading)."""
         await self._capacity.acquire()
         self._buffered += 1
-        self._metrics.buffered_records.set(self._buffered)
         try:
             delivery = await self._producer.send(
                 record.topic,
@@ -116,7 +115,6 @@ class RawPublisher:
 
     def _settle(self) -> None:
         self._buffered -= 1
-        self._metrics.buffered_records.set(self._buffered)
         self._capacity.release()
 
     def _acked(self, future: asyncio.Future[object], record: OutRecord) -> None:

@@ -14,6 +14,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cryptopipeline.core import KafkaSettings
+from cryptopipeline.core.kafka import new_consumer, partitions_of
 from cryptopipeline.ingestor._decode import Family
 
 log = logging.getLogger(__name__)
@@ -31,21 +32,12 @@ async def last_published_trades(
     scan_limit: int = 1_000_000,
 ) -> LastTrades:
     """The highest trade id in `topic` for each (product, family) in `wanted` that has one."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
-        client_id=f"{kafka.client_id}-ingestor-recovery",
-        enable_auto_commit=False,
-        isolation_level="read_uncommitted",
-        group_id=None,
-    )
+    # read_uncommitted: whatever reached the log counts, acknowledged or not
+    consumer = new_consumer(kafka, "ingestor-recovery", isolation_level="read_uncommitted")
     await consumer.start()
     found: LastTrades = {}
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions is None:
-            await consumer._client.force_metadata_update()  # first use of this topic
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await partitions_of(consumer, topic)
         if not tps:
             return found
         consumer.assign(tps)

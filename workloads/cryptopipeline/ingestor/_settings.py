@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from cryptopipeline.core.settings import ServiceSettings
+from cryptopipeline.core.settings import OPS_PORTS, OpsSettings, Port, ServiceSettings
 
 COINBASE_WS_URL = "wss://ws-feed.exchange.coinbase.com"
 COINBASE_REST_URL = "https://api.exchange.coinbase.com"
@@ -143,9 +143,8 @@ class IngestSettings(BaseModel):
     recovery_scan_limit: int = Field(default=1_000_000, ge=1, description="records per partition")
 
 
-class OpsSettings(BaseModel):
-    host: str = "0.0.0.0"  # probed by the kubelet
-    port: int = Field(default=9101, ge=0, le=65535)
+class IngestorOpsSettings(OpsSettings):
+    port: Port = OPS_PORTS["ingestor"]
 
 
 class IngestorSettings(ServiceSettings):
@@ -153,4 +152,4 @@ class IngestorSettings(ServiceSettings):
 
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
-    ops: OpsSettings = Field(default_factory=OpsSettings)
+    ops: IngestorOpsSettings = Field(default_factory=IngestorOpsSettings)

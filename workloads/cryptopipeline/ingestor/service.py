@@ -96,6 +96,7 @@ class Ingestor:
         if "matches" in settings.exchange.channels:
             families.append(Family.MATCH)
         self._keys: list[Key] = [(p, f) for p in settings.exchange.products for f in families]
+        self._families = families
         self._products = list(settings.exchange.products)
         self._sequencers: dict[Key, TradeSequencer[_Pending]] = {}
         self._gap_signals: dict[Key, asyncio.Event] = {}
@@ -106,7 +107,8 @@ class Ingestor:
         self._suspect_signals: dict[str, asyncio.Event] = {}
         self._jump = settings.ingest.max_trade_id_jump
         self._seen_ns: dict[str, int] = {}  # per product: last trade frame received
-        self._out_ns: dict[str, int] = {}  # per product: last trade released to the outbox
+        # per product: the first trade frame received since the product last released one
+        self._waiting_ns: dict[str, int] = {}
         self._stuck: set[str] = set()
         self._carried: list[OutRecord] = []  # dead letters of refused records, kept until sent
         self._connections: list[FeedConnection] = []
@@ -142,8 +144,10 @@ class Ingestor:
         now = time.time_ns()
         stuck = set()
         for product in self._products:
-            seen, out = self._seen_ns.get(product), self._out_ns.get(product, 0)
-            if seen is not None and seen - out > limit:
+            # Trades kept arriving for `limit` and none went out. Not "now - last release": a
+            # quiet product's next trade, held a moment by a gap, is not stuck.
+            waiting = self._waiting_ns.get(product)
+            if waiting is not None and self._seen_ns[product] - waiting > limit:
                 stuck.add(product)
             suspects = self._suspects[product]
             if suspects and now - suspects[0].receive_ns > limit:
@@ -235,9 +239,8 @@ class Ingestor:
             self._trusted[product] = max(trade_id, self._trusted.get(product, -1))
         self._suspects = {p: [] for p in self._products}
         self._suspect_signals = {p: asyncio.Event() for p in self._products}
-        started = time.time_ns()
         self._seen_ns = {}
-        self._out_ns = dict.fromkeys(self._products, started)
+        self._waiting_ns = {}
         self._stuck = set()
         self._connections = connections_for(settings, self, self.metrics, backfiller)
         self._health.producing = True
@@ -313,6 +316,7 @@ class Ingestor:
         frame = pending.frame
         product, trade_id = frame.product_id, frame.trade_id
         self._seen_ns[product] = pending.receive_ns
+        self._waiting_ns.setdefault(product, pending.receive_ns)
         trusted = self._trusted.get(product)
         if trusted is None or trade_id > trusted:
             if trusted is not None and trade_id - trusted > self._jump:
@@ -345,7 +349,7 @@ class Ingestor:
 
     def _emit_trade(self, pending: _Pending) -> None:
         frame = pending.frame
-        self._out_ns[frame.product_id] = pending.receive_ns
+        self._waiting_ns.pop(frame.product_id, None)
         self._outbox.put(
             OutRecord(
                 topic=self.settings.topics.raw,
@@ -370,9 +374,9 @@ class Ingestor:
         self._last_heartbeat_trade[product] = max(
             frame.last_trade_id, self._last_heartbeat_trade.get(product, -1)
         )
-        for key in self._keys:
-            sequencer = self._sequencers[key]
-            if key[0] == product and sequencer.gap_to(frame.last_trade_id) is not None:
+        for family in self._families:  # this product's keys only: every key, per heartbeat,
+            key = (product, family)  # cost O(products^2) a second
+            if self._sequencers[key].gap_to(frame.last_trade_id) is not None:
                 self._gap_signals[key].set()
         if frame.time_us <= self._last_heartbeat_us.get(product, -1):
             return  # the same heartbeat from another socket, or an older one

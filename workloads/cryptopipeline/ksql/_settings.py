@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cryptopipeline.core.settings import DEFAULT_TOPICS
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
@@ -25,7 +27,7 @@ class MigrationVariables(BaseModel):
     `--define name=value` flags (see ksqldb/README.md).
     """
 
-    raw_topic: str = "btc_usd"
+    raw_topic: str = DEFAULT_TOPICS.raw
     raw_stream: str = "BTC_USD_STREAM"
     signals_topic: str = "btc_usd_signals"
     signals_table: str = "BTC_USD_SIGNALS"

@@ -181,9 +181,9 @@ def verify_records(fixture: Path | None, now_us: int, minutes: int = 4) -> list[
 
 async def produce(bootstrap: str, topic: str, records: Sequence[FixtureRecord]) -> None:
     """Write records as the ingestor does: key = product, timestamp = exchange time."""
-    from aiokafka import AIOKafkaProducer
+    from cryptopipeline.core.kafka import new_producer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = new_producer(bootstrap, "ksql-verify")
     await producer.start()
     try:
         for record in records:
@@ -216,11 +216,12 @@ async def read_candles(
     second; after a backlog `flush` (heartbeats at the last event time, which change no
     candle) is written to `raw_topic` every half second, as a live feed would.
     """
-    from aiokafka import AIOKafkaConsumer
+    from cryptopipeline.core.kafka import new_consumer
 
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
+    consumer = new_consumer(
+        bootstrap, "ksql-verify", topic,
+        isolation_level="read_uncommitted", auto_offset_reset="earliest",
+    )  # fmt: skip
     await consumer.start()
     rows: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s
@@ -279,7 +280,8 @@ async def _cleanup(
 
 async def run_verify(settings: KsqlSettings, options: VerifyOptions) -> int:
     """The `verify` command; returns the exit code (0 all candles equal)."""
-    from cryptopipeline.core import KafkaSettings, PipelineSettings, TopicSpec, ensure_topics
+    from cryptopipeline.core import KafkaSettings, PipelineSettings, TopicSpec
+    from cryptopipeline.core.kafka import ensure_topics
 
     try:
         import cryptopipeline.market  # noqa: F401

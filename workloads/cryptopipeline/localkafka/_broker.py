@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from aiokafka import AIOKafkaClient
-from aiokafka.errors import KafkaError
-
+from cryptopipeline.core.kafka import wait_for_broker
 from cryptopipeline.localkafka._maven import classpath, fetch_kafka
 
 log = logging.getLogger(__name__)
@@ -69,16 +67,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 async def wait_until_ready(bootstrap_servers: str) -> None:
     """Return once the broker answers a metadata request; callers bound it with a timeout."""
     with _quiet("aiokafka"):  # each refused connect would otherwise log an ERROR line
-        while True:
-            client = AIOKafkaClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5_000)
-            try:
-                await client.bootstrap()
-                return
-            except (KafkaError, OSError):
-                pass
-            finally:
-                await client.close()
-            await asyncio.sleep(0.2)  # polling a port not yet listening: there is no event
+        await wait_for_broker(bootstrap_servers)
 
 
 @contextlib.contextmanager

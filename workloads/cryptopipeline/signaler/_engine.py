@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from cryptopipeline.core.records import TradeSignal
 from cryptopipeline.market import (
     Candle,
     CandleAggregator,
@@ -16,20 +15,20 @@ from cryptopipeline.market import (
     Rejected,
     parse_event,
 )
-from cryptopipeline.strategies import (
-    Strategy,
-    StrategyConfig,
-    build_strategies,
-    restore_strategy,
-    to_record,
-)
+from cryptopipeline.records import TradeSignal
+from cryptopipeline.strategies import StrategyConfig, StrategySet, to_record
 
 _IGNORED = frozenset({"unknown_type"})  # e.g. `match` records when matches are ingested too
+#: 2: per series, the shared indicators once and each strategy's memory; 1 had no version key
+#: and each strategy's own indicators (still read by `restore`).
+_STATE_VERSION = 2
+
+EventKind = Literal["ticker", "heartbeat", "ignored", "rejected"]
 
 
 @dataclass(slots=True)
 class EngineOutput:
-    kind: str  # ticker | heartbeat | ignored | rejected
+    kind: EventKind
     candles: list[Candle] = field(default_factory=list)
     signals: list[TradeSignal] = field(default_factory=list)
     rejected: str | None = None
@@ -50,7 +49,8 @@ class PartitionEngine:
             for s in strategies
         ]
         self.aggregator = aggregator or CandleAggregator(intervals_s, grace_s)
-        self.strategies: dict[tuple[str, int], list[Strategy]] = {}
+        #: per (product, interval): its strategies on their shared indicators
+        self.strategies: dict[tuple[str, int], StrategySet] = {}
 
     def on_record(self, value: bytes | None) -> EngineOutput:
         return self.on_event(parse_event(value or b""))
@@ -79,26 +79,19 @@ class PartitionEngine:
     def on_candle(self, candle: Candle) -> list[TradeSignal]:
         """The signals every strategy of the candle's product and interval takes at its close
         (candles from the aggregator, or closed candles read elsewhere, e.g. a backtest CSV)."""
-        signals: list[TradeSignal] = []
-        for strategy in self._strategies_for(candle):
-            decision = strategy.on_candle(candle)
-            if decision is not None:
-                signals.append(to_record(decision, candle))
-        return signals
-
-    def _strategies_for(self, candle: Candle) -> list[Strategy]:
         key = (candle.product_id, candle.interval_s)
-        strategies = self.strategies.get(key)
-        if strategies is None:
-            strategies = self.strategies[key] = build_strategies(self._configs)
-        return strategies
+        group = self.strategies.get(key)
+        if group is None:
+            group = self.strategies[key] = StrategySet(self._configs)
+        return [to_record(decision, candle) for decision in group.on_candle(candle)]
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-serialisable state: restoring it continues exactly where this left off."""
         return {
+            "version": _STATE_VERSION,
             "aggregator": self.aggregator.snapshot(),
             "strategies": [
-                {"product_id": p, "interval_s": i, "states": [s.snapshot() for s in group]}
+                {"product_id": p, "interval_s": i, **group.snapshot()}
                 for (p, i), group in sorted(self.strategies.items())
             ],
         }
@@ -107,15 +100,14 @@ class PartitionEngine:
     def restore(
         cls, state: dict[str, Any], strategies: Sequence[StrategyConfig | dict[str, Any]]
     ) -> PartitionEngine:
-        """Continue from `state`; a strategy whose configuration changed since starts afresh."""
+        """Continue from `state` (of version 1 or 2); a strategy whose configuration changed
+        since starts with an empty memory (`StrategySet.restore`)."""
+        version = state.get("version", 1)
+        if version not in (1, _STATE_VERSION):
+            raise ValueError(f"unknown signaler engine state version {version!r}")
         aggregator = CandleAggregator.restore(state["aggregator"])
         engine = cls((), 0.0, strategies, aggregator=aggregator)
         for entry in state["strategies"]:
             key = (str(entry["product_id"]), int(entry["interval_s"]))
-            saved = [restore_strategy(s) for s in entry["states"]]
-            by_identity = {(s.name, tuple(sorted(s.parameters.items()))): s for s in saved}
-            engine.strategies[key] = [
-                by_identity.get((fresh.name, tuple(sorted(fresh.parameters.items()))), fresh)
-                for fresh in build_strategies(engine._configs)
-            ]
+            engine.strategies[key] = StrategySet.restore(entry, engine._configs)
         return engine

@@ -26,7 +26,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import OffsetAndMetadata
 
-from cryptopipeline.core.records import TradeSignal
+from cryptopipeline.core.kafka import new_producer
+from cryptopipeline.records import TradeSignal
 from cryptopipeline.signaler._engine import PartitionEngine
 from cryptopipeline.signaler._metrics import SignalerMetrics
 from cryptopipeline.signaler._settings import SignalerSettings
@@ -73,12 +74,10 @@ class Partitions:
 
     def _producer(self, tp: TopicPartition) -> AIOKafkaProducer:
         settings = self.settings
-        return AIOKafkaProducer(
-            bootstrap_servers=settings.kafka.bootstrap_servers,
-            client_id=f"{settings.kafka.client_id}-signaler-{tp.partition}",
+        return new_producer(
+            settings.kafka,
+            f"signaler-{tp.partition}",
             transactional_id=transactional_id(settings.signaler.transactional_id, tp),
-            enable_idempotence=True,
-            acks="all",
             linger_ms=0,
             # Right after a commit the broker may answer CONCURRENT_TRANSACTIONS while it
             # writes the markers; the default 100 ms backoff made that the p99 latency.

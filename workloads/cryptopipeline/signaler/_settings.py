@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode
 
-from cryptopipeline.core.settings import ServiceSettings
+from cryptopipeline.core.settings import OPS_PORTS, OpsSettings, Port, ServiceSettings
 from cryptopipeline.strategies import StrategyConfig
 
 
@@ -62,9 +62,8 @@ class SignalerOptions(BaseModel):
     )
 
 
-class OpsSettings(BaseModel):
-    host: str = "0.0.0.0"  # probed by the kubelet
-    port: int = Field(default=9102, ge=0, le=65535)
+class SignalerOpsSettings(OpsSettings):
+    port: Port = OPS_PORTS["signaler"]
 
 
 class SignalerSettings(ServiceSettings):
@@ -74,4 +73,4 @@ class SignalerSettings(ServiceSettings):
         description='JSON list of {"name": ..., "parameters": {...}}',
     )
     signaler: SignalerOptions = Field(default_factory=SignalerOptions)
-    ops: OpsSettings = Field(default_factory=OpsSettings)
+    ops: SignalerOpsSettings = Field(default_factory=SignalerOpsSettings)

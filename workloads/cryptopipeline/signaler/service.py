@@ -17,7 +17,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from cryptopipeline.core import TopicSpec, ensure_topics
+from cryptopipeline.core import TopicSpec
+from cryptopipeline.core.kafka import ensure_topics, new_consumer
 from cryptopipeline.core.ops import OpsServer
 from cryptopipeline.signaler._metrics import SignalerMetrics
 from cryptopipeline.signaler._partitions import Partitions
@@ -71,12 +72,7 @@ class Signaler:
         ]  # fmt: skip
         return [
             *specs,
-            TopicSpec(
-                name=options.dead_letter_topic,
-                partitions=defaults.partitions,
-                replication_factor=defaults.replication_factor,
-                retention_ms=defaults.retention_ms,
-            ),
+            defaults.spec(options.dead_letter_topic),
             TopicSpec(
                 name=options.state_topic,
                 partitions=1,
@@ -95,15 +91,12 @@ class Signaler:
         )  # fmt: skip
         async with self.ops:
             await ensure_topics(settings.kafka, self._topic_specs())
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=settings.kafka.bootstrap_servers,
-                client_id=f"{settings.kafka.client_id}-signaler",
+            consumer = new_consumer(
+                settings.kafka, "signaler",
                 group_id=options.group_id,
-                enable_auto_commit=False,
-                isolation_level="read_committed",
                 auto_offset_reset=options.start_from,
                 max_poll_records=options.max_batch_records,
-            )
+            )  # fmt: skip
             await consumer.start()
             try:
                 consumer.subscribe(

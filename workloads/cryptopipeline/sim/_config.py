@@ -25,6 +25,9 @@ class SimConfig(BaseSettings):
     """Comma-separated in env vars and flags: `BTC-USD,ETH-USD`."""
     seed: int = 1
     rate: float = Field(default=5.0, gt=0, description="synthetic trades per second per product")
+    rates: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    """Per-product rates overriding `rate` (a market where a few products are busy and most
+    are quiet); `BTC-USD=80,ETH-USD=40` in env vars and flags."""
     speed: float = Field(
         default=1.0, ge=0, description="event-time speed-up; 0 = as fast as consumers"
     )
@@ -89,6 +92,30 @@ class SimConfig(BaseSettings):
         for product in value:
             product_spec(product)
         return value
+
+    @field_validator("rates", mode="before")
+    @classmethod
+    def _split_rates(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+            for product, sep, _ in pairs:
+                if not sep:
+                    raise ValueError(f"a rate is PRODUCT=TRADES_PER_S, got {product.strip()!r}")
+            return {product.strip(): rate.strip() for product, _, rate in pairs}
+        return value
+
+    @model_validator(mode="after")
+    def _rates_of_listed_products(self) -> SimConfig:
+        for product, rate in self.rates.items():
+            if product not in self.products:
+                raise ValueError(f"rates: {product} is not one of the products")
+            if not rate > 0:  # also refuses NaN
+                raise ValueError(f"rates: {product} needs a positive rate, got {rate}")
+        return self
+
+    def rate_of(self, product_id: str) -> float:
+        """Synthetic trades per second of one product: its own rate, else `rate`."""
+        return self.rates.get(product_id, self.rate)
 
     @field_validator("speed", mode="before")
     @classmethod

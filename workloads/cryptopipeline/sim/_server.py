@@ -62,7 +62,7 @@ def default_start(config: SimConfig, now: datetime) -> datetime:
         return now
     lead = _DEFAULT_LEAD
     if config.max_trades:
-        expected_s = config.max_trades / (config.rate * len(config.products))
+        expected_s = config.max_trades / sum(config.rate_of(p) for p in config.products)
         lead = max(lead, timedelta(seconds=2 * expected_s))
     return now - lead
 
@@ -108,6 +108,7 @@ class SimServer:
                 rate=config.rate,
                 start_us=self._start_us,
                 max_trades=config.max_trades,
+                rates=config.rates,
             )
         self._rest = RestApi(
             ledger=self.ledger,

@@ -258,7 +258,7 @@ class Subscriber:
                     out.append(frame)
             self.feed_frames_sent += 1
             if plan.close_every_messages and self.feed_frames_sent >= plan.close_every_messages:
-                self._write(out, plan)
+                self._write(out)
                 stats.fault_closes += 1
                 await self._close(1000, "fault injection: close every messages")
                 return True
@@ -270,10 +270,10 @@ class Subscriber:
                 transport.write(frame)
                 stats.frames_sent += 1
         else:
-            self._write(out, plan)
+            self._write(out)
         return False
 
-    def _write(self, frames: list[bytes], plan: FaultPlan) -> None:
+    def _write(self, frames: list[bytes]) -> None:
         if frames and not self.ws.transport.is_closing():
             self.ws.transport.write(b"".join(frames))
             self.feed.stats.frames_sent += len(frames)

@@ -1,15 +1,16 @@
 """A seeded synthetic market: per product a random walk with volatility bursts.
 
-Trades arrive per product as a Poisson process (exponential gaps, mean 1/rate); each product
-also heartbeats once per simulated second. Given the seed and the start time, the event stream
-is identical on every run, whatever the pacing.
+Trades arrive per product as a Poisson process (exponential gaps, mean 1/rate, with the
+product's own rate or the market's); each product also heartbeats once per simulated second.
+Given the seed and the start time, the event stream is identical on every run, whatever the
+pacing.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -51,6 +52,8 @@ class _Book:
 
     spec: ProductSpec
     rng: random.Random
+    rate: float
+    """Trades per second (the mean of the exponential gaps is 1/rate)."""
     log_mid: float
     trade_id: int
     sequence: int
@@ -85,8 +88,10 @@ class SyntheticMarket:
         rate: float,
         start_us: int,
         max_trades: int | None = None,
+        rates: Mapping[str, float] | None = None,
     ) -> None:
-        if rate <= 0:
+        rates = rates or {}
+        if not rate > 0 or not all(r > 0 for r in rates.values()):
             raise ValueError("rate must be positive (trades per second per product)")
         self.rate = rate
         self.start_us = start_us
@@ -97,10 +102,12 @@ class SyntheticMarket:
             rng = random.Random(f"market:{seed}:{spec.product_id}")
             start = spec.start_price * Decimal(str(round(rng.uniform(0.97, 1.03), 4)))
             start = start.quantize(spec.quote_increment)
+            product_rate = rates.get(spec.product_id, rate)
             self._books.append(
                 _Book(
                     spec=spec,
                     rng=rng,
+                    rate=product_rate,
                     log_mid=math.log(float(start)),
                     trade_id=rng.randint(100_000_000, 900_000_000),
                     sequence=rng.randint(10_000_000_000, 90_000_000_000),
@@ -109,14 +116,11 @@ class SyntheticMarket:
                     low_24h=(start * Decimal("0.975")).quantize(spec.quote_increment),
                     volume_24h=spec.volume_24h,
                     volume_30d=spec.volume_30d,
-                    next_trade_us=start_us + self._gap_us(rng),
+                    next_trade_us=start_us + _gap_us(rng, product_rate),
                     tick_float=float(spec.quote_increment),
                     size_units=spec.median_size / float(spec.base_increment),
                 )
             )
-
-    def _gap_us(self, rng: random.Random) -> int:
-        return max(1, int(rng.expovariate(self.rate) * 1_000_000))
 
     def __iter__(self) -> Iterator[MarketEvent]:
         books = self._books
@@ -131,7 +135,7 @@ class SyntheticMarket:
                 next_heartbeat += 1_000_000
                 continue
             at = book.next_trade_us
-            book.next_trade_us = at + self._gap_us(book.rng)
+            book.next_trade_us = at + _gap_us(book.rng, book.rate)
             trades += 1
             yield self._trade(book, at)
 
@@ -202,6 +206,10 @@ class SyntheticMarket:
         """A log-normal size, in whole increments (at least one)."""
         units = int(median_units * math.exp(rng.gauss(0.0, 1.1)))
         return Decimal(units if units > 0 else 1) * increment
+
+
+def _gap_us(rng: random.Random, rate: float) -> int:
+    return max(1, int(rng.expovariate(rate) * 1_000_000))
 
 
 def _order_id(bits: int) -> str:

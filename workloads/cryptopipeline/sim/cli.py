@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, help="seed of the synthetic market and the fault dice (default 1)")
     add("--rate", type=float, help="synthetic trades per second per product (default 5)")
     add(
+        "--rates",
+        help="per-product rates overriding --rate, e.g. BTC-USD=80,ETH-USD=40 (default none)",
+    )
+    add(
         "--speed",
         help="event-time speed-up: 1 = real time, 10 = ten times, "
         "0 or 'max' = as fast as the clients read (default 1)",

@@ -1,7 +1,16 @@
 """Trading strategies on closed candles: SMA / EMA crossover, RSI thresholds, MACD signal
-cross, Bollinger breakout; their decisions, deterministic signal ids and `TradeSignal`s.
+cross, Bollinger breakout; the set of them following one series on shared indicators; their
+decisions, deterministic signal ids and `TradeSignal`s.
 """
 
+from cryptopipeline.strategies._base import Strategy
+from cryptopipeline.strategies._config import (
+    StrategyConfig,
+    build_strategies,
+    build_strategy,
+    resolve_parameters,
+    restore_strategy,
+)
 from cryptopipeline.strategies._library import (
     STRATEGIES,
     BollingerBreakout,
@@ -9,14 +18,8 @@ from cryptopipeline.strategies._library import (
     MacdCross,
     RsiThreshold,
     SmaCrossover,
-    Strategy,
-    StrategyConfig,
-    StrategyName,
-    build_strategies,
-    build_strategy,
-    resolve_parameters,
-    restore_strategy,
 )
+from cryptopipeline.strategies._set import StrategySet
 from cryptopipeline.strategies._signal import Decision, decide, signal_id, to_record
 
 __all__ = [
@@ -29,7 +32,7 @@ __all__ = [
     "SmaCrossover",
     "Strategy",
     "StrategyConfig",
-    "StrategyName",
+    "StrategySet",
     "build_strategies",
     "build_strategy",
     "decide",

@@ -1,6 +1,9 @@
-"""The trading domain: orders and their lifecycle records, portfolio and PnL, risk limits, sizing.
+"""The trading domain: orders and their lifecycle, portfolio and PnL, risk limits, sizing,
+order planning and event folding, and the paper broker. `Side` (the one BUY/SELL) and the
+order records are `cryptopipeline.records`', re-exported with the types they go with.
 
-Pure code (no Kafka, network or asyncio): the bot, its tests and any backtest share every line.
+Pure code (no Kafka, network or event loop): the bot, its tests and any backtest share every
+line. The bot adds only I/O around it: Kafka, the ops API, Coinbase's REST.
 """
 
 from cryptopipeline.trading.blotter import Blotter, TrackedOrder
@@ -13,10 +16,13 @@ from cryptopipeline.trading.orders import (
     OrderSide,
     OrderStatus,
     OrderType,
+    Side,
     client_order_id_for,
 )
+from cryptopipeline.trading.paper import PaperBroker
 from cryptopipeline.trading.portfolio import Portfolio, Position
 from cryptopipeline.trading.risk import Rejection, RejectReason, RiskEngine, RiskLimits
+from cryptopipeline.trading.settings import TradingSettings
 from cryptopipeline.trading.sizing import ProductIncrements, SizedOrder, Sizing, size_order
 
 __all__ = [
@@ -29,6 +35,7 @@ __all__ = [
     "OrderSide",
     "OrderStatus",
     "OrderType",
+    "PaperBroker",
     "Portfolio",
     "Position",
     "ProductIncrements",
@@ -36,9 +43,11 @@ __all__ = [
     "Rejection",
     "RiskEngine",
     "RiskLimits",
+    "Side",
     "SizedOrder",
     "Sizing",
     "TrackedOrder",
+    "TradingSettings",
     "client_order_id_for",
     "size_order",
 ]

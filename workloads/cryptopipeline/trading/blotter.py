@@ -14,8 +14,9 @@ from cryptopipeline.trading.orders import (
     OrderEvent,
     OrderEventType,
     OrderRequest,
-    OrderSide,
     OrderType,
+    Side,
+    fill_of,
 )
 from cryptopipeline.trading.portfolio import Portfolio
 
@@ -26,7 +27,7 @@ class TrackedOrder:
     signal_id: str
     product_id: str
     state: OrderEventType
-    side: OrderSide | None = None
+    side: Side | None = None
     order_type: OrderType | None = None
     base_size: Decimal | None = None
     limit_price: Decimal | None = None
@@ -81,7 +82,7 @@ class Blotter:
             order.submitted = True
         if event.reason:
             order.reason = event.reason
-        fill = event.to_fill()
+        fill = fill_of(event)
         if fill is not None:
             self.portfolio.apply_fill(fill)
         if not order.terminal and _RANK[event.event] >= _RANK[order.state]:
@@ -90,6 +91,12 @@ class Blotter:
             self._open[order.client_order_id] = order
         else:
             self._open.pop(order.client_order_id, None)
+
+    def decided(self, client_order_id: str) -> bool:
+        """The order went past `received`: its signal was decided before (a redelivered or
+        replayed signal must not be decided again)."""
+        order = self.orders.get(client_order_id)
+        return order is not None and order.state is not OrderEventType.RECEIVED
 
     def open_orders(self) -> list[TrackedOrder]:
         return list(self._open.values())

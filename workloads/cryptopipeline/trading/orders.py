@@ -1,5 +1,6 @@
-"""Orders: what the bot asks a broker for, what a broker answers, and the lifecycle records of
-`btc_usd_orders` (key = product_id), the source of truth for positions and open orders.
+"""Orders: what the bot asks a broker for, what a broker answers, and how each step of an
+order's life becomes a record of `btc_usd_orders` (the records themselves:
+`cryptopipeline.records`), the source of truth for positions and open orders.
 
 `client_order_id` is a UUID5 of the signal id, so a restart, a redelivery or a retry can never
 produce a second order for one signal.
@@ -13,7 +14,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+# the wire records of `btc_usd_orders` live in `cryptopipeline.records`; re-exported here
+# with the domain types they go with
+from cryptopipeline.records import FillRecord as FillRecord
+from cryptopipeline.records import OrderEvent as OrderEvent
+from cryptopipeline.records import OrderEventType as OrderEventType
+from cryptopipeline.records import OrderSide as OrderSide
+from cryptopipeline.records import OrderType as OrderType
+from cryptopipeline.records import Side as Side
 
 ORDER_NAMESPACE = uuid.UUID("6f1b7c1e-1d1a-5b1e-9c55-0c1e2b0a7a11")
 """The UUID5 namespace of client order ids (fixed forever: changing it would re-id orders)."""
@@ -22,16 +30,6 @@ ORDER_NAMESPACE = uuid.UUID("6f1b7c1e-1d1a-5b1e-9c55-0c1e2b0a7a11")
 def client_order_id_for(signal_id: str) -> str:
     """The one client order id a signal can ever have."""
     return str(uuid.uuid5(ORDER_NAMESPACE, signal_id))
-
-
-class OrderSide(StrEnum):
-    BUY = "BUY"
-    SELL = "SELL"
-
-
-class OrderType(StrEnum):
-    MARKET = "MARKET"  # immediate-or-cancel
-    LIMIT = "LIMIT"  # good-till-cancelled
 
 
 class OrderStatus(StrEnum):
@@ -48,31 +46,6 @@ class OrderStatus(StrEnum):
         return self is not OrderStatus.OPEN
 
 
-class OrderEventType(StrEnum):
-    RECEIVED = "received"  # the signal arrived
-    REJECTED = "rejected"  # by risk or sizing (reason) or by the broker (reason=broker_...)
-    SUBMITTED = "submitted"  # durable before the broker is called
-    ACCEPTED = "accepted"  # the broker holds the order (exchange_order_id)
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-
-    @property
-    def terminal(self) -> bool:
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset(
-    {
-        OrderEventType.REJECTED,
-        OrderEventType.FILLED,
-        OrderEventType.CANCELLED,
-        OrderEventType.FAILED,
-    }
-)
-
-
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     """An order the bot sends: `base_size` in base units; `limit_price` for limit orders."""
@@ -80,7 +53,7 @@ class OrderRequest:
     client_order_id: str
     signal_id: str
     product_id: str
-    side: OrderSide
+    side: Side
     order_type: OrderType
     base_size: Decimal
     limit_price: Decimal | None = None
@@ -95,7 +68,7 @@ class Fill:
     fill_id: str
     client_order_id: str
     product_id: str
-    side: OrderSide
+    side: Side
     price: Decimal
     size: Decimal
     fee: Decimal
@@ -115,54 +88,22 @@ class BrokerUpdate:
     detail: str | None = None
 
 
-class FillRecord(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    fill_id: str
-    price: Decimal
-    size: Decimal
-    fee: Decimal
-    liquidity: Literal["MAKER", "TAKER"] = "TAKER"
-    time: str = ""
-
-
-class OrderEvent(BaseModel):
-    """One record of `btc_usd_orders`. Decimals travel as JSON strings."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    schema_version: Literal[1] = 1
-    event: OrderEventType
-    client_order_id: str
-    signal_id: str
-    product_id: str
-    time: str
-    broker: str
-    side: OrderSide | None = None
-    order_type: OrderType | None = None
-    base_size: Decimal | None = None
-    limit_price: Decimal | None = None
-    reference_price: Decimal | None = None
-    exchange_order_id: str | None = None
-    fill: FillRecord | None = None
-    reason: str | None = None
-    detail: str | None = None
-
-    def to_fill(self) -> Fill | None:
-        if self.fill is None or self.side is None:
-            return None
-        f = self.fill
-        return Fill(
-            fill_id=f.fill_id,
-            client_order_id=self.client_order_id,
-            product_id=self.product_id,
-            side=self.side,
-            price=f.price,
-            size=f.size,
-            fee=f.fee,
-            liquidity=f.liquidity,
-            time=f.time,
-        )
+def fill_of(event: OrderEvent) -> Fill | None:
+    """The fill an order event carries, as the domain's `Fill` (None when it carries none)."""
+    if event.fill is None or event.side is None:
+        return None
+    f = event.fill
+    return Fill(
+        fill_id=f.fill_id,
+        client_order_id=event.client_order_id,
+        product_id=event.product_id,
+        side=event.side,
+        price=f.price,
+        size=f.size,
+        fee=f.fee,
+        liquidity=f.liquidity,
+        time=f.time,
+    )
 
 
 def fill_record(fill: Fill) -> FillRecord:

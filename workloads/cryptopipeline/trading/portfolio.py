@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from cryptopipeline.trading.orders import Fill, OrderSide
+from cryptopipeline.trading.orders import Fill, Side
 
 ZERO = Decimal(0)
 
@@ -67,7 +67,7 @@ class Portfolio:
             return False
         self._fill_ids.add(fill.fill_id)
         position = self.position(fill.product_id)
-        signed = fill.size if fill.side is OrderSide.BUY else -fill.size
+        signed = fill.size if fill.side is Side.BUY else -fill.size
         self.cash -= signed * fill.price + fill.fee
         position.fees += fill.fee
         old = position.quantity

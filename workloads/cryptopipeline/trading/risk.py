@@ -15,7 +15,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cryptopipeline.trading.orders import OrderSide
+from cryptopipeline.trading.orders import Side
 
 _DAY_S = 86_400
 
@@ -96,7 +96,7 @@ class RiskEngine:
         self,
         *,
         product_id: str,
-        side: OrderSide,
+        side: Side,
         notional: Decimal,
         position_notional: Decimal,
         open_orders: int,
@@ -142,7 +142,7 @@ class RiskEngine:
                 RejectReason.MAX_ORDER_NOTIONAL,
                 f"order notional {notional} > {limits.max_order_notional}",
             )
-        delta = notional if side is OrderSide.BUY else -notional
+        delta = notional if side is Side.BUY else -notional
         after = position_notional + delta
         limit = limits.position_limit(product_id)
         if abs(after) > limit and abs(after) > abs(position_notional):

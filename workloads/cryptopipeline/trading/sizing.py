@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cryptopipeline.trading.orders import OrderSide
+from cryptopipeline.trading.orders import Side
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +26,9 @@ class ProductIncrements:
     def floor_base(self, size: Decimal) -> Decimal:
         return (size / self.base_increment).to_integral_value(ROUND_FLOOR) * self.base_increment
 
-    def round_price(self, price: Decimal, side: OrderSide) -> Decimal:
+    def round_price(self, price: Decimal, side: Side) -> Decimal:
         """A limit price on the quote grid, never more aggressive than asked (buy down, sell up)."""
-        rounding = ROUND_FLOOR if side is OrderSide.BUY else ROUND_CEILING
+        rounding = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
         steps = (price / self.quote_increment).to_integral_value(rounding)
         return steps * self.quote_increment
 
@@ -60,7 +60,7 @@ def size_order(
     sizing: Sizing,
     increments: ProductIncrements,
     *,
-    side: OrderSide,
+    side: Side,
     price: Decimal,
     equity: Decimal,
     position: Decimal,
@@ -71,7 +71,7 @@ def size_order(
         return "no_price"
     quote = sizing.quote_amount if sizing.mode == "fixed_quote" else equity * sizing.fraction
     base = quote / price
-    if side is OrderSide.SELL:
+    if side is Side.SELL:
         if position <= 0:
             return "no_position"
         base = min(base, position)

@@ -1,10 +1,14 @@
-"""The paper broker: fills against the latest ticker from the raw topic, in process.
+"""The paper broker: a simulated venue that fills against the book tops it is given, in process.
 
 Market orders fill at once at the best ask (buy) / best bid (sell), moved against the order
 by `slippage_bps`, with the taker fee. A limit order that crosses the book fills at once like a
 market order capped at its limit; otherwise it rests and fills at its limit price, with the
 maker fee, on the first tick whose ask (buy) or bid (sell) reaches it. The same ticks and
 orders always give the same fills (fill ids come from the client order id).
+
+Pure simulation: the bot (through its `Broker` protocol) and the backtest drive the same class.
+Its coroutines never wait on anything; they exist so the bot can treat it as any other venue.
+Its state lives in the process: resting orders do not survive a restart (`lost_on_restart`).
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from cryptopipeline.trading import (
+from cryptopipeline.trading.orders import (
     BrokerUpdate,
     Fill,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     OrderType,
+    Side,
 )
 
 _BPS = Decimal(10_000)
@@ -33,6 +37,8 @@ class BookTop:
 
 
 class PaperBroker:
+    """Market and limit orders against the latest book top per product (`on_tick`)."""
+
     name = "paper"
 
     def __init__(
@@ -57,9 +63,7 @@ class PaperBroker:
             if order.product_id != product_id or order.limit_price is None:
                 continue
             crossed = (
-                ask <= order.limit_price
-                if order.side is OrderSide.BUY
-                else (bid >= order.limit_price)
+                ask <= order.limit_price if order.side is Side.BUY else (bid >= order.limit_price)
             )
             if crossed:
                 del self._resting[coid]
@@ -71,6 +75,8 @@ class PaperBroker:
         return self.submit_now(order)
 
     def submit_now(self, order: OrderRequest) -> BrokerUpdate:
+        """Place the order: filled, resting (OPEN) or rejected (`broker_no_price`) at once; the
+        same client order id again gets the first answer back, never a second order."""
         known = self._known.get(order.client_order_id)
         if known is not None:
             return known
@@ -81,13 +87,13 @@ class PaperBroker:
             )
             self._known[order.client_order_id] = update
             return update
-        touch = book.ask if order.side is OrderSide.BUY else book.bid
+        touch = book.ask if order.side is Side.BUY else book.bid
         slip = touch * self.slippage_bps / _BPS
-        price = touch + slip if order.side is OrderSide.BUY else touch - slip
+        price = touch + slip if order.side is Side.BUY else touch - slip
         if order.order_type is OrderType.LIMIT and order.limit_price is not None:
             crosses = (
                 touch <= order.limit_price
-                if order.side is OrderSide.BUY
+                if order.side is Side.BUY
                 else (touch >= order.limit_price)
             )
             if not crosses:
@@ -99,7 +105,7 @@ class PaperBroker:
                 return update
             price = (
                 min(price, order.limit_price)
-                if order.side is OrderSide.BUY
+                if order.side is Side.BUY
                 else max(price, order.limit_price)
             )
         update = self._filled(order, price, maker=False, time=book.time)
@@ -141,5 +147,18 @@ class PaperBroker:
         return updates
 
     async def poll(self, orders: Sequence[tuple[str, str | None]]) -> list[BrokerUpdate]:
+        """The resting orders filled since the last poll (whatever `orders` says)."""
         news, self._news = self._news, []
         return news
+
+    async def lost_on_restart(self, orders: Sequence[tuple[str, str | None]]) -> list[BrokerUpdate]:
+        """Resting orders lived in the process that logged them: after a restart, every open
+        order of the log is cancelled (`paper_restart`)."""
+        return [
+            BrokerUpdate(coid, OrderStatus.CANCELLED, reason="paper_restart")
+            for coid, _ in orders
+            if coid not in self._resting
+        ]
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

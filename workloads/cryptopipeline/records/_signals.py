@@ -1,21 +1,16 @@
-"""The records the pipeline's own programs write to Kafka, one schema module for all of them.
-
-The raw feed (`btc_usd`) is Coinbase's own JSON, described in `cryptopipeline.coinbase`.
-Money is `Decimal` (serialised as a JSON string); indicator values may be float.
-"""
+"""`btc_usd_trade_signals`: the signaler's decisions, each naming the candle that made it."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cryptopipeline.records._side import Side
 
-class Action(StrEnum):
-    BUY = "BUY"
-    SELL = "SELL"
+Action = Side
+"""A signal's action is the side of the order it asks for: the one `Side`."""
 
 
 class CandleWindow(BaseModel):
