@@ -153,3 +153,14 @@ def test_a_last_trade_hint_is_never_published() -> None:
     intake.accept(last_trade_hint("BTC-USD", 42), -1, 0)
     assert len(intake.outbox) == 0  # nothing to publish
     assert intake.gap_signals[key].is_set()  # trades 40..42 are now a gap to fill
+
+
+@pytest.mark.parametrize(
+    "current",
+    ["2026-13-01 00:00:02 +0000 UTC", "\u0662\u0660\u0662\u0666-01-01 00:00:02 +0000 UTC"],
+)
+def test_an_impossible_heartbeat_time_is_a_rejection_not_an_exception(current: str) -> None:
+    """A month 13, or digits of another script, in `current_time` (promise 4)."""
+    beat = {"current_time": current, "heartbeat_counter": 1}
+    out = AdvancedDecoder(PRODUCTS, 65_536).decode(_message(0, "heartbeats", [beat]))
+    assert [f.reason for f in out.frames if isinstance(f, RejectedFrame)] == [Reject.INVALID_FIELD]

@@ -1,5 +1,8 @@
 """Coinbase Advanced Trade: the REST client (JWT per request, one retry policy) and the broker.
 
+The wire format (paths, request bodies, answers, fills) is `cryptopipeline.coinbase`'s; here
+are the policy around it and the mapping to the trading domain.
+
 Retry policy, written once in `_send`: 429 waits for `Retry-After` (capped); 5xx, timeouts and
 connection errors back off exponentially; every retry resends the SAME body, so a create order
 keeps its client_order_id and Coinbase returns the existing order instead of a second one.
@@ -22,18 +25,35 @@ import orjson
 from cryptopipeline.bot._broker import BrokerUnavailable
 from cryptopipeline.bot._credentials import CdpCredentials
 from cryptopipeline.bot._inputs import BadInput, money, text
+from cryptopipeline.coinbase import (
+    CANCEL_ORDERS_PATH,
+    LIST_FILLS_PATH,
+    LIST_ORDERS_PATH,
+    ORDER_PATH,
+    ORDERS_PATH,
+    CreateOrder,
+    OrderState,
+    OrderWireError,
+    cancel_orders_request,
+    create_order_request,
+    error_text,
+    parse_cancel_answer,
+    parse_create_order_answer,
+    parse_fill,
+    parse_fills_page,
+    parse_order,
+    parse_orders_page,
+)
 from cryptopipeline.trading import (
     BrokerUpdate,
     Fill,
     OrderRequest,
     OrderSide,
     OrderStatus,
-    OrderType,
 )
 
 log = logging.getLogger(__name__)
 
-ORDERS_PATH = "/api/v3/brokerage/orders"
 LIST_ORDERS_PAGE = 100
 """Orders per list page the bot asks for (the exchange may answer fewer)."""
 MAX_LIST_PAGES = 1_000
@@ -178,28 +198,27 @@ class AdvancedTradeClient:
             raise BrokerUnavailable(f"GET {path}: no answer")
         return answer
 
-    async def get_order(self, order_id: str) -> dict[str, Any]:
-        answer = await self._get(f"{ORDERS_PATH}/historical/{order_id}")
+    async def get_order(self, order_id: str) -> OrderState:
+        answer = await self._get(ORDER_PATH.format(order_id=order_id))
         order = answer.get("order")
         if not isinstance(order, dict):
             raise BrokerUnavailable(f"get order {order_id}: the answer has no order object")
-        return order
+        return parse_order(order)
 
-    async def find_order(self, product_id: str, client_order_id: str) -> dict[str, Any] | None:
+    async def find_order(self, product_id: str, client_order_id: str) -> OrderState | None:
         """The order with this client order id, paging through the product's orders (newest
         first) with the answer's `cursor` while `has_next`; None when no page holds it."""
         params = {"product_ids": product_id, "limit": str(LIST_ORDERS_PAGE)}
         seen: set[str] = set()
         for _ in range(MAX_LIST_PAGES):
-            answer = await self._get(f"{ORDERS_PATH}/historical/batch", params)
-            orders = answer.get("orders")
-            if not isinstance(orders, list):
-                raise BrokerUnavailable("list orders: the answer has no orders list")
+            try:
+                orders, cursor = parse_orders_page(await self._get(LIST_ORDERS_PATH, params))
+            except OrderWireError as exc:
+                raise BrokerUnavailable(str(exc)) from None
             for state in orders:
-                if isinstance(state, dict) and state.get("client_order_id") == client_order_id:
+                if state.client_order_id == client_order_id:
                     return state
-            cursor = answer.get("cursor")
-            if not answer.get("has_next") or not isinstance(cursor, str) or not cursor:
+            if cursor is None:
                 return None
             if cursor in seen:  # a cursor that goes round in circles must not loop forever
                 raise BrokerUnavailable("list orders: the exchange repeated a page cursor")
@@ -207,43 +226,31 @@ class AdvancedTradeClient:
             params = {**params, "cursor": cursor}
         raise BrokerUnavailable(f"list orders: not found within {MAX_LIST_PAGES} pages")
 
-    async def list_fills(self, order_id: str) -> list[dict[str, Any]]:
-        answer = await self._get(f"{ORDERS_PATH}/historical/fills", {"order_ids": order_id})
-        fills = answer.get("fills", [])
-        if not isinstance(fills, list):
-            raise BrokerUnavailable(f"list fills {order_id}: fills is not a list")
-        return fills
+    async def list_fills(self, order_id: str) -> list[object]:
+        try:
+            return parse_fills_page(await self._get(LIST_FILLS_PATH, {"order_ids": order_id}))
+        except OrderWireError as exc:
+            raise BrokerUnavailable(f"list fills {order_id}: {exc}") from None
 
-    async def cancel_orders(self, order_ids: Sequence[str]) -> list[dict[str, Any]]:
-        answer = await self._send(
-            "POST", f"{ORDERS_PATH}/batch_cancel", body={"order_ids": list(order_ids)}
-        )
+    async def cancel_orders(self, order_ids: Sequence[str]) -> list[str]:
+        """The ids of the orders the exchange says it cancelled."""
+        answer = await self._send("POST", CANCEL_ORDERS_PATH, body=cancel_orders_request(order_ids))
         if answer is None:  # dry run
             return []
-        results = answer.get("results", [])
-        if not isinstance(results, list):
-            raise BrokerUnavailable("batch cancel: results is not a list")
-        return [r for r in results if isinstance(r, dict)]
+        try:
+            return parse_cancel_answer(answer)
+        except OrderWireError as exc:
+            raise BrokerUnavailable(str(exc)) from None
 
 
 def order_body(order: OrderRequest) -> dict[str, Any]:
     """The create-order request: market IOC or limit GTC, sized in base units."""
-    if order.order_type is OrderType.MARKET:
-        configuration: dict[str, Any] = {"market_market_ioc": {"base_size": str(order.base_size)}}
-    else:
-        configuration = {
-            "limit_limit_gtc": {
-                "base_size": str(order.base_size),
-                "limit_price": str(order.limit_price),
-                "post_only": False,
-            }
-        }
-    return {
-        "client_order_id": order.client_order_id,
-        "product_id": order.product_id,
-        "side": order.side.value,
-        "order_configuration": configuration,
-    }
+    return create_order_request(
+        CreateOrder(
+            order.client_order_id, order.product_id, order.side.value, order.order_type.value,
+            order.base_size, order.limit_price,
+        )
+    )  # fmt: skip
 
 
 def _json_object(response: httpx.Response, method: str, path: str) -> dict[str, Any]:
@@ -263,9 +270,7 @@ def _message(response: httpx.Response) -> str:
         body = response.json()
     except (ValueError, RecursionError):
         return response.text[:200]
-    if isinstance(body, dict):
-        return str(body.get("message") or body.get("error") or "")[:200]
-    return ""
+    return error_text(body)[:200]
 
 
 def _retry_after(response: httpx.Response, fallback: float, cap: float) -> float:
@@ -288,19 +293,16 @@ class CoinbaseBroker:
         answer = await self.client.create_order(order)
         if answer is None:  # dry run
             return BrokerUpdate(coid, OrderStatus.FAILED, reason="dry_run", detail="not sent")
-        if answer.get("success") is not True:
-            error = answer.get("error_response")
-            error = error if isinstance(error, dict) else {}
-            code = str(error.get("error") or answer.get("failure_reason") or "UNKNOWN")[:64]
+        created = parse_create_order_answer(answer)
+        if not created.success:
+            code = created.error[:64]
             if not code.replace("_", "").isalnum():
                 code = "UNKNOWN"  # the reason is a metric label: a fixed, short word
             reason = _REJECTIONS.get(code, f"broker_{code.lower()}")
-            detail = str(error.get("message") or error.get("preview_failure_reason") or code)
+            detail = created.message or code
             return BrokerUpdate(coid, OrderStatus.REJECTED, reason=reason, detail=detail[:300])
-        success = answer.get("success_response")
         try:
-            order_id = text(success.get("order_id") if isinstance(success, dict) else None,
-                            "success_response.order_id")  # fmt: skip
+            order_id = text(created.order_id, "success_response.order_id")
         except BadInput as exc:  # it may exist: look it up later, never send it again
             raise BrokerUnavailable(f"create order: unreadable answer: {exc}") from None
         return await self._state(coid, order_id)
@@ -309,11 +311,11 @@ class CoinbaseBroker:
         state = await self.client.get_order(order_id)
         fills: tuple[Fill, ...] = ()
         try:
-            if money(state.get("filled_size") or "0", "filled_size", zero=True) > 0:
+            if money(state.filled_size, "filled_size", zero=True) > 0:
                 fills = tuple(_fill(coid, f) for f in await self.client.list_fills(order_id))
         except BadInput as exc:  # never book a forged or broken fill; ask again later
             raise BrokerUnavailable(f"unreadable answer for order {order_id}: {exc}") from None
-        status = _STATUS.get(str(state.get("status")), OrderStatus.OPEN)
+        status = _STATUS.get(state.status, OrderStatus.OPEN)
         return BrokerUpdate(coid, status, order_id, fills=fills)
 
     async def lookup(self, order: OrderRequest) -> BrokerUpdate | None:
@@ -321,7 +323,7 @@ class CoinbaseBroker:
         if state is None:
             return None
         try:
-            order_id = text(state.get("order_id"), "order_id")
+            order_id = text(state.order_id, "order_id")
         except BadInput as exc:
             raise BrokerUnavailable(f"list orders: unreadable order: {exc}") from None
         return await self._state(order.client_order_id, order_id)
@@ -330,12 +332,8 @@ class CoinbaseBroker:
         ids = {exchange_id: coid for coid, exchange_id in orders if exchange_id}
         if not ids:
             return []
-        results = await self.client.cancel_orders(list(ids))
-        return [
-            BrokerUpdate(ids[str(r["order_id"])], OrderStatus.CANCELLED, str(r["order_id"]))
-            for r in results
-            if r.get("success") is True and str(r.get("order_id")) in ids
-        ]
+        cancelled = await self.client.cancel_orders(list(ids))
+        return [BrokerUpdate(ids[i], OrderStatus.CANCELLED, i) for i in cancelled if i in ids]
 
     async def poll(self, orders: Sequence[tuple[str, str | None]]) -> list[BrokerUpdate]:
         updates = []
@@ -357,19 +355,19 @@ class CoinbaseBroker:
 
 def _fill(coid: str, raw: object) -> Fill:
     """One fill of the exchange's answer, checked (BadInput) before it can touch money."""
-    if not isinstance(raw, dict):
-        raise BadInput("bad_field", "a fill that is not an object")
-    side = raw.get("side")
-    if side not in ("BUY", "SELL"):
-        raise BadInput("bad_field", "fill side must be BUY or SELL")
+    try:
+        fill = parse_fill(raw)
+    except OrderWireError as exc:
+        reason = "bad_decimal" if exc.field in ("price", "size", "commission") else "bad_field"
+        raise BadInput(reason, str(exc)) from None
     return Fill(
-        fill_id=text(raw.get("entry_id"), "entry_id"),
+        fill_id=text(fill.entry_id, "entry_id"),
         client_order_id=coid,
-        product_id=text(raw.get("product_id"), "product_id"),
-        side=OrderSide(side),
-        price=money(raw.get("price"), "price"),
-        size=money(raw.get("size"), "size"),
-        fee=money(raw.get("commission") or "0", "commission", zero=True),
-        liquidity="MAKER" if raw.get("liquidity_indicator") == "MAKER" else "TAKER",
-        time=str(raw.get("trade_time") or "")[:64],
+        product_id=text(fill.product_id, "product_id"),
+        side=OrderSide(fill.side),
+        price=money(fill.price, "price"),
+        size=money(fill.size, "size"),
+        fee=money(fill.commission, "commission", zero=True),
+        liquidity="MAKER" if fill.liquidity == "MAKER" else "TAKER",
+        time=fill.time,
     )

@@ -1,9 +1,10 @@
 """CDP API keys and the JWT that authenticates each Advanced Trade request.
 
 A key is a name (`organizations/{org}/apiKeys/{id}`) and an EC P-256 private key in PEM. The
-token: ES256, header `kid` = key name and a random `nonce`; claims `iss` "cdp", `sub` = key
-name, `nbf` = now, `exp` = now + 120 s, `uri` = "METHOD host/path". A fresh one per request.
-Neither the key nor a token is ever put in a log line, an error or a repr.
+token (its claims and header fields are `cryptopipeline.coinbase`'s): ES256, header `kid` =
+key name and a random `nonce`; claims `iss` "cdp", `sub` = key name, `nbf` = now, `exp` =
+now + 120 s, `uri` = "METHOD host/path". A fresh one per request. Neither the key nor a token
+is ever put in a log line, an error or a repr.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-TOKEN_LIFETIME_S = 120
+from cryptopipeline.coinbase import TOKEN_ALGORITHM, token_claims, token_headers, token_uri
 
 
 class CredentialsError(ValueError):
@@ -47,12 +48,6 @@ class CdpCredentials:
     def token(self, method: str, host: str, path: str, now: float | None = None) -> str:
         """A JWT for one request to `host` (host[:port]) and `path` (no query string)."""
         issued = int(time.time() if now is None else now)
-        claims = {
-            "iss": "cdp",
-            "sub": self.key_name,
-            "nbf": issued,
-            "exp": issued + TOKEN_LIFETIME_S,
-            "uri": f"{method.upper()} {host}{path}",
-        }
-        headers = {"kid": self.key_name, "nonce": secrets.token_hex(16)}
-        return jwt.encode(claims, self.private_key, algorithm="ES256", headers=headers)
+        claims = token_claims(self.key_name, token_uri(method, host, path), issued)
+        headers = token_headers(self.key_name, secrets.token_hex(16))
+        return jwt.encode(claims, self.private_key, algorithm=TOKEN_ALGORITHM, headers=headers)

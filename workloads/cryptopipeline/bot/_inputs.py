@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from cryptopipeline.coinbase._time import parse_time, to_micros
+from cryptopipeline.coinbase import TRADE_DECIMALS, FieldError
+from cryptopipeline.market import Heartbeat, read_heartbeat, read_tick
 from cryptopipeline.records import TradeSignal
 from cryptopipeline.trading import OrderEvent, OrderEventType
 
@@ -71,36 +73,50 @@ class Tick:
     bid: Decimal
     ask: Decimal
     time: str
-    at: float
-    """Exchange time in seconds since the epoch."""
+    time_us: int
+    """Exchange time in microseconds since the epoch."""
+
+    @property
+    def at(self) -> float:
+        """Exchange time in seconds since the epoch."""
+        return self.time_us / 1_000_000
 
 
-def decode_tick(raw: bytes, products: Collection[str]) -> Tick | None:
-    """A ticker's book top; None for a record that is not a ticker (heartbeats)."""
+def decode_tick(
+    raw: bytes, products: Collection[str], *, heartbeats: bool = False
+) -> Tick | Heartbeat | None:
+    """A ticker's book top, read by the feed's rules (`market.read_tick`) and checked as money;
+    with `heartbeats` (the event clock), a heartbeat too. None for any other record and for a
+    product this bot does not trade."""
     try:
-        tick = orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadInput("not_json", f"{len(raw)} bytes that are not JSON") from None
-    if not isinstance(tick, dict):
-        raise BadInput("bad_field", f"a JSON {type(tick).__name__}, not an object")
-    if tick.get("type") != "ticker":
+    if not isinstance(body, dict):
+        raise BadInput("bad_field", f"a JSON {type(body).__name__}, not an object")
+    kind = body.get("type")
+    if kind != "ticker" and not (heartbeats and kind == "heartbeat"):
         return None
-    product = text(tick.get("product_id"), "product_id")
+    product = text(body.get("product_id"), "product_id")
     if product not in products:
         return None  # a product this bot does not trade: not an error, not ours
-    if "price" not in tick and not ("best_bid" in tick and "best_ask" in tick):
-        raise BadInput("missing_field", "price (or best_bid and best_ask) is missing")
-    bid_raw = tick.get("best_bid") or tick.get("price")
-    ask_raw = tick.get("best_ask") or tick.get("price")
-    bid, ask = money(bid_raw, "best_bid"), money(ask_raw, "best_ask")
-    when = tick.get("time")
-    if not isinstance(when, str):
-        raise BadInput("bad_time", "time is missing or not a string")
     try:
-        at = to_micros(parse_time(when)) / 1_000_000
-    except (ValueError, OverflowError):
-        raise BadInput("bad_time", f"time={when[:40]!r} is not an RFC 3339 UTC time") from None
-    return Tick(product, bid, ask, when, at)
+        if kind == "heartbeat":
+            return read_heartbeat(body)
+        tick = read_tick(body)
+    except FieldError as exc:
+        raise BadInput(_reason(body, exc.field), str(exc)) from None
+    bid = money(tick.price if tick.best_bid is None else tick.best_bid, "best_bid")
+    ask = money(tick.price if tick.best_ask is None else tick.best_ask, "best_ask")
+    return Tick(product, bid, ask, body["time"], tick.time_us)
+
+
+def _reason(body: dict[str, Any], field: str) -> str:
+    if field not in body:
+        return "missing_field"
+    if field == "time":
+        return "bad_time"
+    return "bad_decimal" if field in TRADE_DECIMALS else "bad_field"
 
 
 def decode_signal(raw: bytes, products: Collection[str]) -> TradeSignal:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from cryptopipeline.bot._broker import Broker
-from cryptopipeline.bot._inputs import BadInput, decode_tick
-from cryptopipeline.coinbase import format_time
-from cryptopipeline.market import Heartbeat, Tick, epoch_us, parse_event
+from cryptopipeline.bot._inputs import BadInput, Tick, decode_tick
+from cryptopipeline.coinbase import epoch_us, format_time
+from cryptopipeline.market import Heartbeat
 from cryptopipeline.records import TradeSignal
 from cryptopipeline.trading import Portfolio
 from cryptopipeline.trading.books import BookAt, BookHistory
@@ -64,15 +64,15 @@ class MarketView:
     def on_tick(self, raw: bytes, where: str = "") -> None:
         """One raw-topic record: a checked ticker moves the book and the marks; anything
         else that claims to be a ticker is bad input (counted, logged once, skipped)."""
-        try:
-            tick = decode_tick(raw, self._products)  # the same edge checks on either clock
+        try:  # the one parser, on either clock
+            tick = decode_tick(raw, self._products, heartbeats=self.event_clock)
         except BadInput as exc:
             self._on_bad(exc, where)
             return
         if self.event_clock:
-            self._on_event_time_tick(raw)
+            self._on_event_time_tick(tick)
             return
-        if tick is None:
+        if not isinstance(tick, Tick):
             return
         product = tick.product_id
         self.books[product] = (tick.bid, tick.ask)
@@ -80,12 +80,9 @@ class MarketView:
         self._portfolio.mark(product, (tick.bid + tick.ask) / 2)
         self._broker.on_tick(product, tick.bid, tick.ask, tick.time)
 
-    def _on_event_time_tick(self, raw: bytes) -> None:
-        event = parse_event(raw)
+    def _on_event_time_tick(self, event: Tick | Heartbeat | None) -> None:
         if isinstance(event, Tick):
-            price = event.price
-            bid, ask = event.best_bid or price, event.best_ask or price
-            self.history.on_tick(event.product_id, event.time_us, bid, ask)
+            self.history.on_tick(event.product_id, event.time_us, event.bid, event.ask)
         elif isinstance(event, Heartbeat):
             self.history.on_heartbeat(event.product_id, event.time_us)
         else:

@@ -30,7 +30,7 @@ from cryptopipeline.bot._orderlog import OrderLog, read_order_log
 from cryptopipeline.bot._reconcile import Reconciler
 from cryptopipeline.bot._recorder import OrderRecorder
 from cryptopipeline.bot._settings import BotSettings
-from cryptopipeline.coinbase._time import parse_time, to_micros
+from cryptopipeline.coinbase import epoch_us
 from cryptopipeline.core.kafka import ensure_topics, new_consumer, partitions_of
 from cryptopipeline.core.ops import OpsRequest, OpsServer
 from cryptopipeline.records import TradeSignal
@@ -307,6 +307,6 @@ class Bot:
 
 def _event_seconds(text: str) -> float:
     try:
-        return to_micros(parse_time(text)) / 1_000_000
+        return epoch_us(text) / 1_000_000
     except ValueError:
         return 0.0

@@ -38,7 +38,9 @@ from typing import Any, Literal, NotRequired, TypedDict
 import orjson
 
 from cryptopipeline.coinbase._decimal import format_price, format_size
+from cryptopipeline.coinbase._parse import PLAIN_DECIMAL
 from cryptopipeline.coinbase._side import Side
+from cryptopipeline.coinbase._time import epoch_us
 
 ADVANCED_PUBLIC_CHANNELS: tuple[str, ...] = (
     "heartbeats",
@@ -284,12 +286,11 @@ def parse_message(body: Any) -> AdvancedMessage:
 
 
 _SIDES: dict[object, Side] = {"BUY": "buy", "SELL": "sell"}
-_PLAIN_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?")
 
 
 def _decimal(trade: dict[str, Any], key: str) -> Decimal:
     value = trade.get(key)
-    if type(value) is not str or _PLAIN_DECIMAL.fullmatch(value) is None:
+    if type(value) is not str or PLAIN_DECIMAL.fullmatch(value) is None:
         raise AdvancedShapeError(f"{key} {str(value)[:40]!r} is not a plain decimal string")
     try:
         return Decimal(value)
@@ -342,7 +343,8 @@ def parse_heartbeat(event: dict[str, Any]) -> Heartbeat:
 
 
 _GO_TIME = re.compile(
-    r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))? \+0000 UTC(?: m=[+-][0-9.]+)?$"
+    r"^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(\.\d{1,9})? \+0000 UTC(?: m=[+-][0-9.]+)?$",
+    re.ASCII,
 )
 
 
@@ -352,10 +354,10 @@ def go_time_micros(text: str) -> int:
     if match is None:
         raise AdvancedShapeError(f"current_time {text[:60]!r} is not a Go UTC time")
     day, clock, fraction = match.groups()
-    moment = datetime.fromisoformat(f"{day}T{clock}+00:00")
-    delta = moment - _EPOCH
-    micros = int((fraction or "").ljust(6, "0")[:6])
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + micros
+    try:  # the one conversion; a date like 2024-13-45 is refused here, never raised past
+        return epoch_us(f"{day}T{clock}{fraction or ''}Z")
+    except ValueError:
+        raise AdvancedShapeError(f"current_time {text[:60]!r} is not a valid time") from None
 
 
 def parse_request(raw: str | bytes) -> AdvancedRequest:

@@ -1,26 +1,32 @@
 """Classify one WebSocket frame without ever raising: a trade, a heartbeat, a control
-message, or a rejection with its reason (the frame is kept, byte for byte, for the DLQ)."""
+message, or a rejection with its reason (the frame is kept, byte for byte, for the DLQ).
+
+The feed's format is checked by `cryptopipeline.coinbase` (ids, time, decimals, side), the
+same rules every reader applies; the edge adds its own: a subscribed product, an event time
+not before 2010 and within the window around the local clock."""
 
 from __future__ import annotations
 
-import operator
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import orjson
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from cryptopipeline.coinbase import MAX_ID as MAX_ID  # the ingestor's bound too
+from cryptopipeline.coinbase import (
+    FieldError,
+    check_heartbeat,
+    check_match,
+    check_ticker,
+    read_id,
+    read_time,
+)
 
 EARLIEST_EVENT_US = 1_262_304_000_000_000
 """2010-01-01T00:00:00Z: no crypto exchange trade is older. Earlier times (Coinbase's own docs
 show `0001-01-01T00:00:00.000000Z` as a placeholder) are refused; before 1970 Kafka itself
 would refuse the record's timestamp."""
-
-MAX_ID = (1 << 63) - 1
-"""Trade ids and sequences must fit a signed 64-bit integer (Kafka, ksqlDB BIGINT, Java)."""
 
 
 class Reject(StrEnum):
@@ -88,10 +94,6 @@ _TRADE_TYPES = {"ticker": Family.TICKER, "match": Family.MATCH, "last_match": Fa
 _CONTROL_TYPES = frozenset({"subscriptions", "error"})
 
 
-class _Invalid(ValueError):
-    pass
-
-
 class _BadTime(ValueError):
     pass
 
@@ -121,109 +123,15 @@ class TimeWindow:
             )
 
 
-_LAST_SECOND: list[Any] = ["", 0]
-"""The last whole second parsed ("2026-01-01T00:00:00", its epoch microseconds): a feed's
-times share their second with the frame before, so most frames skip the datetime parse."""
-
-
-def epoch_micros(text: object) -> int:
-    """Microseconds since the epoch of a Coinbase RFC 3339 time; `_Invalid` if it is not one."""
-    if type(text) is str and len(text) == 27 and text[19] == "." and text[26] == "Z":
-        fraction = text[20:26]  # Coinbase's own form: six fractional digits
-        if fraction.isascii() and fraction.isdigit():
-            second = text[:19]
-            cache = _LAST_SECOND
-            if second != cache[0]:
-                cache[1] = _parse_micros(second + "Z")
-                cache[0] = second
-            return int(cache[1]) + int(fraction)
-    return _parse_micros(text)
-
-
-def _parse_micros(text: object) -> int:
-    if not isinstance(text, str) or not text.endswith(("Z", "z")) or len(text) > 40:
-        raise _Invalid(f"time {text!r} is not an RFC 3339 UTC timestamp")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise _Invalid(f"time {text!r} is not an RFC 3339 UTC timestamp") from None
-    if moment.tzinfo is None:
-        raise _Invalid(f"time {text!r} has no time zone")
-    delta = moment - _EPOCH
-    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+def _event_time(body: dict[str, Any], now_us: int | None, window: TimeWindow | None) -> int:
+    """The feed's time (`coinbase.read_time`), then the edge's rules: not before 2010, and
+    within `window` of the local clock when there is one."""
+    micros = read_time(body)
     if micros < EARLIEST_EVENT_US:
-        raise _BadTime(f"time {text!r} is before 2010")
+        raise _BadTime(f"time {str(body.get('time'))!r} is before 2010")
+    if window is not None and now_us is not None:
+        window.check(micros, now_us)
     return micros
-
-
-def _trade_id(body: dict[str, Any], key: str) -> int:
-    value = body.get(key)
-    if type(value) is not int or not 0 <= value <= MAX_ID:
-        raise _Invalid(f"{key} {str(value)[:40]!r} is not an integer in [0, 2**63)")
-    return value
-
-
-_PLAIN_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?")
-"""How Coinbase writes every price, size and volume: digits, an optional fraction, no sign, no
-exponent. Anything else (NaN, sNaN, Infinity, 1E+999, -1, 20+ integer digits) is refused:
-downstream Decimal arithmetic on such a value raises or overflows."""
-
-_TICKER_DECIMALS = (
-    "open_24h", "volume_24h", "low_24h", "high_24h", "volume_30d",
-    "best_bid", "best_bid_size", "best_ask", "best_ask_size",
-)  # fmt: skip
-"""Optional ticker fields (a REST backfill or the Advanced Trade mapping lacks them); checked
-when present."""
-
-_SIDES = frozenset({"buy", "sell"})
-
-_ALL_TICKER_DECIMALS = operator.itemgetter("price", "last_size", *_TICKER_DECIMALS)
-_JOINED_DECIMALS = re.compile(
-    r"(?:\d{1,20}+(?:\.\d{1,20}+)?+\|){"
-    + str(len(_TICKER_DECIMALS) + 1)
-    + r"}\d{1,20}+(?:\.\d{1,20}+)?+",
-    re.ASCII,  # \d is [0-9]; possessive quantifiers never backtrack: ~0.6 us a ticker
-)
-
-
-def _complete_ticker_is_valid(body: dict[str, Any]) -> bool:
-    """The hot path: a complete, valid feed ticker passes with one C-level regex match over
-    all its decimals. False means "check field by field" (to find which one, or because an
-    optional field is absent), never "invalid"."""
-    try:
-        values = _ALL_TICKER_DECIMALS(body)
-        if _JOINED_DECIMALS.fullmatch("|".join(values)) is None:
-            return False
-    except (KeyError, TypeError):
-        return False
-    sequence = body.get("sequence")
-    return (
-        type(sequence) is int
-        and 0 <= sequence <= MAX_ID
-        and (side := body.get("side")).__class__ is str
-        and side in _SIDES
-        and values[0].strip("0.") != ""  # price and size: positive
-        and values[1].strip("0.") != ""
-    )
-
-
-def _decimal_string(body: dict[str, Any], key: str, *, positive: bool) -> None:
-    value = body.get(key)
-    if type(value) is not str or _PLAIN_DECIMAL.fullmatch(value) is None:
-        raise _Invalid(f"{key} {str(value)[:40]!r} is not a plain decimal string")
-    if positive and not value.replace(".", "").strip("0"):  # "0", "0.000": zeros only
-        raise _Invalid(f"{key} {value!r} is not positive")
-
-
-def _optional_fields(body: dict[str, Any], decimals: tuple[str, ...]) -> None:
-    for key in decimals:
-        if key in body:
-            _decimal_string(body, key, positive=False)
-    if "sequence" in body:
-        _trade_id(body, "sequence")
-    side = body.get("side")
-    if side is not None and (type(side) is not str or side not in _SIDES):
-        raise _Invalid(f"side {str(side)[:40]!r} is not buy or sell")
 
 
 def check_trade(
@@ -231,13 +139,9 @@ def check_trade(
 ) -> int:
     """Check a feed-shaped trade built from elsewhere (a REST trade) by the feed's rules;
     return its event time in microseconds. Raises ValueError naming the bad field."""
-    _trade_id(body, "trade_id")
-    micros = epoch_micros(body.get("time"))
-    if window is not None and now_us is not None:
-        window.check(micros, now_us)
-    _decimal_string(body, "price", positive=True)
-    _decimal_string(body, "last_size" if family is Family.TICKER else "size", positive=True)
-    _optional_fields(body, ())
+    read_id(body, "trade_id")
+    micros = _event_time(body, now_us, window)
+    (check_ticker if family is Family.TICKER else check_match)(body)
     return micros
 
 
@@ -273,32 +177,23 @@ def decode(
         family = _TRADE_TYPES.get(kind)
         if family is not None:
             product = _product(body, products)
-            trade_id = _trade_id(body, "trade_id")
-            micros = epoch_micros(body.get("time"))
+            trade_id = read_id(body, "trade_id")
+            micros = read_time(body)  # _event_time() inlined: the hot path
+            if micros < EARLIEST_EVENT_US:
+                raise _BadTime(f"time {str(body.get('time'))!r} is before 2010")
             if window is not None and now_us is not None:
                 window.check(micros, now_us)
-            if family is Family.TICKER:
-                if not _complete_ticker_is_valid(body):
-                    _decimal_string(body, "price", positive=True)
-                    _decimal_string(body, "last_size", positive=True)
-                    _optional_fields(body, _TICKER_DECIMALS)
-            else:
-                _decimal_string(body, "price", positive=True)
-                _decimal_string(body, "size", positive=True)
-                _optional_fields(body, ())
+            (check_ticker if family is Family.TICKER else check_match)(body)
             return TradeFrame(product, family, trade_id, micros // 1000, raw)
         if kind == "heartbeat":
             product = _product(body, products)
-            last = _trade_id(body, "last_trade_id")
-            micros = epoch_micros(body.get("time"))
-            if window is not None and now_us is not None:
-                window.check(micros, now_us)
-            if "sequence" in body:
-                _trade_id(body, "sequence")
+            last = read_id(body, "last_trade_id")
+            micros = _event_time(body, now_us, window)
+            check_heartbeat(body)
             return HeartbeatFrame(product, last, micros, raw)
         if kind in _CONTROL_TYPES:
             return ControlFrame(kind, body)
-    except (_Invalid, _BadTime) as exc:
+    except (FieldError, _BadTime) as exc:
         named = body.get("product_id")
         product = named if isinstance(named, str) and named in products else ""
         reason = Reject.EVENT_TIME if isinstance(exc, _BadTime) else Reject.INVALID_FIELD
@@ -315,7 +210,7 @@ class _Unsubscribed(Exception):
 def _product(body: dict[str, Any], products: frozenset[str]) -> str:
     product = body.get("product_id")
     if not isinstance(product, str):
-        raise _Invalid(f"product_id {product!r} is not a string")
+        raise FieldError("product_id", f"product_id {product!r} is not a string")
     if product not in products:
         raise _Unsubscribed(f"product {product[:40]!r} is not subscribed")
     return product

@@ -3,26 +3,30 @@
 `CandleAggregator` folds trades into candles by exchange event time; no I/O, no clock.
 """
 
+from cryptopipeline.coinbase import epoch_us
 from cryptopipeline.market._aggregator import CandleAggregator
 from cryptopipeline.market._candle import Candle
 from cryptopipeline.market._tick import (
     Heartbeat,
-    MarketEvent,
+    RawEvent,
     Rejected,
     Tick,
-    epoch_us,
     parse_event,
     parse_tick,
+    read_heartbeat,
+    read_tick,
 )
 
 __all__ = [
     "Candle",
     "CandleAggregator",
     "Heartbeat",
-    "MarketEvent",
+    "RawEvent",
     "Rejected",
     "Tick",
     "epoch_us",
     "parse_event",
     "parse_tick",
+    "read_heartbeat",
+    "read_tick",
 ]

@@ -1,20 +1,28 @@
-"""Ticks and heartbeats read from the raw topic's JSON bodies; parsing never raises."""
+"""Ticks and heartbeats read from the raw topic's JSON bodies; parsing never raises.
+
+A body is checked by the feed's rules in `cryptopipeline.coinbase` (the very checks the
+ingestor applied before it published it), then its decimals become exact `Decimal`s.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from cryptopipeline.coinbase import parse_time
+from cryptopipeline.coinbase import (
+    FieldError,
+    check_heartbeat,
+    check_ticker,
+    read_id,
+    read_product,
+    read_time,
+)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_TEXT = 64
-_SIDES = frozenset({"buy", "sell"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,61 +59,40 @@ class Rejected:
     detail: str
 
 
-MarketEvent = Tick | Heartbeat | Rejected
+RawEvent = Tick | Heartbeat | Rejected
+"""A raw-topic body read back (the simulator's `MarketEvent` is what its market emits)."""
 
 
-class _Bad(ValueError):
-    pass
+def read_tick(body: Mapping[str, Any]) -> Tick:
+    """A `ticker` as a `Tick`; `FieldError` names the first field that breaks the feed's rules
+    (a tick also needs the taker's `side`, which a feed message may lack)."""
+    product = read_product(body)
+    trade_id = read_id(body, "trade_id")
+    time_us = read_time(body)
+    check_ticker(body)
+    side = body.get("side")
+    if side is None:
+        raise FieldError("side", "side None is not buy or sell")
+    bid, ask = body.get("best_bid"), body.get("best_ask")
+    return Tick(
+        product,
+        trade_id,
+        time_us,
+        Decimal(body["price"]),
+        Decimal(body["last_size"]),
+        side,
+        None if bid is None else Decimal(bid),
+        None if ask is None else Decimal(ask),
+    )
 
 
-def epoch_us(text: object) -> int:
-    """Microseconds since the epoch of an RFC 3339 time (any fraction length); `ValueError`."""
-    if not isinstance(text, str) or len(text) > _MAX_TEXT:
-        raise _Bad(f"time {str(text)[:_MAX_TEXT]!r} is not an RFC 3339 timestamp")
-    try:
-        moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            raise ValueError("naive")
-    except ValueError:
-        try:
-            moment = parse_time(text)
-        except ValueError:
-            raise _Bad(f"time {text!r} is not an RFC 3339 timestamp") from None
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _decimal(body: Mapping[str, Any], key: str, *, positive: bool) -> Decimal:
-    value = body.get(key)
-    if not isinstance(value, str) or len(value) > _MAX_TEXT:
-        raise _Bad(f"{key} {str(value)[:_MAX_TEXT]!r} is not a decimal string")
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        raise _Bad(f"{key} {value!r} is not a decimal string") from None
-    if not number.is_finite() or number < 0 or (positive and number == 0):
-        raise _Bad(f"{key} {value!r} is not a finite {'positive' if positive else '>= 0'} decimal")
-    return number
-
-
-def _optional_decimal(body: Mapping[str, Any], key: str) -> Decimal | None:
-    if body.get(key) is None:
-        return None
-    return _decimal(body, key, positive=False)
-
-
-def _int(body: Mapping[str, Any], key: str) -> int:
-    value = body.get(key)
-    if type(value) is not int or value < 0:
-        raise _Bad(f"{key} {str(value)[:_MAX_TEXT]!r} is not a non-negative integer")
-    return value
-
-
-def _product(body: Mapping[str, Any]) -> str:
-    value = body.get("product_id")
-    if not isinstance(value, str) or not value or len(value) > _MAX_TEXT:
-        raise _Bad(f"product_id {str(value)[:_MAX_TEXT]!r} is not a product id")
-    return value
+def read_heartbeat(body: Mapping[str, Any]) -> Heartbeat:
+    """A `heartbeat` as a `Heartbeat`; `FieldError` names the field that breaks the rules."""
+    product = read_product(body)
+    last_trade_id = read_id(body, "last_trade_id")
+    time_us = read_time(body)
+    check_heartbeat(body)
+    return Heartbeat(product, time_us, last_trade_id)
 
 
 def _body(raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any] | Rejected:
@@ -120,23 +107,7 @@ def _body(raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any] | Rejected:
     return body
 
 
-def _tick(body: Mapping[str, Any]) -> Tick:
-    side = body.get("side")
-    if side not in _SIDES:
-        raise _Bad(f"side {str(side)[:_MAX_TEXT]!r} is not buy or sell")
-    return Tick(
-        product_id=_product(body),
-        trade_id=_int(body, "trade_id"),
-        time_us=epoch_us(body.get("time")),
-        price=_decimal(body, "price", positive=True),
-        size=_decimal(body, "last_size", positive=True),
-        side=str(side),
-        best_bid=_optional_decimal(body, "best_bid"),
-        best_ask=_optional_decimal(body, "best_ask"),
-    )
-
-
-def parse_event(raw: bytes | str | Mapping[str, Any]) -> MarketEvent:
+def parse_event(raw: bytes | str | Mapping[str, Any]) -> RawEvent:
     """A raw-topic body as a `Tick`, a `Heartbeat`, or `Rejected` with its reason. Never raises."""
     try:
         body = _body(raw)
@@ -144,13 +115,11 @@ def parse_event(raw: bytes | str | Mapping[str, Any]) -> MarketEvent:
             return body
         kind = body.get("type")
         if kind == "ticker":
-            return _tick(body)
+            return read_tick(body)
         if kind == "heartbeat":
-            return Heartbeat(
-                _product(body), epoch_us(body.get("time")), _int(body, "last_trade_id")
-            )
+            return read_heartbeat(body)
         return Rejected("unknown_type", f"type {str(kind)[:_MAX_TEXT]!r}")
-    except _Bad as exc:
+    except FieldError as exc:
         return Rejected("invalid_field", str(exc))
     except Exception as exc:  # never raise: a body is data, whatever it holds
         return Rejected("invalid_field", f"{type(exc).__name__}: {str(exc)[:200]}")

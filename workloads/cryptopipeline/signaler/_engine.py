@@ -11,7 +11,7 @@ from cryptopipeline.market import (
     Candle,
     CandleAggregator,
     Heartbeat,
-    MarketEvent,
+    RawEvent,
     Rejected,
     parse_event,
 )
@@ -55,7 +55,7 @@ class PartitionEngine:
     def on_record(self, value: bytes | None) -> EngineOutput:
         return self.on_event(parse_event(value or b""))
 
-    def on_event(self, event: MarketEvent) -> EngineOutput:
+    def on_event(self, event: RawEvent) -> EngineOutput:
         """One parsed raw-topic body (`parse_event`): the candles it closed and their signals."""
         if isinstance(event, Rejected):
             if event.reason in _IGNORED:

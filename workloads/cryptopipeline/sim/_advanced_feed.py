@@ -22,7 +22,6 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import jwt
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from websockets.exceptions import ConnectionClosed
@@ -44,9 +43,10 @@ from cryptopipeline.coinbase._advanced_market import (
     parse_request,
     subscriptions_event,
 )
+from cryptopipeline.sim._auth import TokenCheck
 from cryptopipeline.sim._events import MarketEvent, Trade
 from cryptopipeline.sim._feed import Feed
-from cryptopipeline.sim._frames import ControlFrame, text_frame
+from cryptopipeline.sim._frames import ReplyFrame, text_frame
 from cryptopipeline.sim._subscriber import Subscriber
 
 if TYPE_CHECKING:
@@ -62,7 +62,6 @@ ADVANCED_PATH = "/advanced-trade"
 SERVED_CHANNELS = ("market_trades", "heartbeats")
 SNAPSHOT_TRADES = 100
 """Trades per product in the `market_trades` snapshot (as many as Coinbase sends)."""
-_LEEWAY_S = 5
 _EVERYONE = "*"  # the heartbeats channel is not per product
 
 
@@ -78,23 +77,22 @@ def trade_json(trade: Trade) -> AdvancedTrade:
     )
 
 
-class AdvancedFeed(Feed):
+class AdvancedFeed(Feed["AdvancedSubscriber"]):
     """Routes market events to Advanced Trade subscribers, framed per connection."""
 
     def __init__(
         self,
-        exchange: Feed,
+        exchange: Feed[Subscriber],
         *,
         keys: Mapping[str, EllipticCurvePublicKey],
         auth_required: bool,
     ) -> None:
         super().__init__(faults=exchange.faults, stats=exchange.stats, seed=exchange.seed)
         self.exchange = exchange
-        self.keys = keys
+        self.tokens = TokenCheck(keys)
         self.auth_required = auth_required
         self.started_us: int | None = None
         self._last_heartbeat_s = -1
-        self._nonces: dict[str, float] = {}
         self.auth_failures = 0
 
     def note_subscribe(self) -> None:
@@ -137,39 +135,7 @@ class AdvancedFeed(Feed):
 
     def verify(self, token: str) -> str | None:
         """Why a subscribe's JWT is refused, or None when it is good."""
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            return "malformed token"
-        kid, nonce = header.get("kid"), header.get("nonce")
-        if header.get("alg") != "ES256":
-            return "alg must be ES256"
-        key = self.keys.get(kid) if isinstance(kid, str) else None
-        if key is None:
-            return "unknown key"
-        if not isinstance(nonce, str) or not nonce:
-            return "missing nonce"
-        try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=["ES256"],
-                issuer="cdp",
-                leeway=_LEEWAY_S,
-                options={"require": ["exp", "nbf", "iss", "sub"]},
-            )
-        except jwt.ExpiredSignatureError:
-            return "token expired"
-        except jwt.PyJWTError as exc:
-            return f"invalid token ({type(exc).__name__})"
-        if claims.get("sub") != kid:
-            return "sub must be the key name"
-        now = time.time()
-        self._nonces = {n: t for n, t in self._nonces.items() if t > now}
-        if nonce in self._nonces:
-            return "token replayed (nonce seen before)"
-        self._nonces[nonce] = float(claims["exp"]) + _LEEWAY_S
-        return None
+        return self.tokens.refusal(token)
 
 
 class AdvancedSubscriber(Subscriber):
@@ -202,7 +168,7 @@ class AdvancedSubscriber(Subscriber):
         payload = envelope_prefix(channel, stamp, self.sequence_num) + events_json + b"}"
         self.sequence_num += 1
         frame = text_frame(payload)
-        self.enqueue(ControlFrame(frame) if control else frame)
+        self.enqueue(ReplyFrame(frame) if control else frame)
 
     def _reply(self, channel: str, events: list[dict[str, Any]]) -> None:
         stamp = format_timestamp_ns(time.time_ns())

@@ -1,10 +1,14 @@
-"""The feed: who subscribed to which (channel, product), and publishing frames to them."""
+"""The feed: who subscribed to which (channel, product), and publishing frames to them.
+
+The feed knows its clients only as `FeedClient`s: the connection code (`_subscriber.py`)
+depends on the feed, never the other way round.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
 import orjson
 
@@ -13,27 +17,40 @@ from cryptopipeline.sim._faults import FaultPlan
 from cryptopipeline.sim._frames import text_frame
 from cryptopipeline.sim._stats import SimStats
 
-if TYPE_CHECKING:
-    from cryptopipeline.sim._subscriber import Subscriber
+
+class FeedClient(Protocol):
+    """What the feed needs of a client connection."""
+
+    @property
+    def congested(self) -> bool:
+        """Above its high-water mark (max-speed mode waits for it to drain)."""
+        ...
+
+    def enqueue(self, frame: bytes) -> None: ...
+
+    def request_close(self, code: int, reason: str) -> None: ...
 
 
-class Feed:
+ClientT = TypeVar("ClientT", bound=FeedClient)
+
+
+class Feed(Generic[ClientT]):
     """Routes each market event's messages to the subscribers of its (channel, product)."""
 
     def __init__(self, *, faults: FaultPlan, stats: SimStats, seed: int) -> None:
         self.faults = faults
         self.stats = stats
         self.seed = seed
-        self._index: dict[tuple[str, str], dict[Subscriber, None]] = {}
-        self.subscribers: dict[Subscriber, None] = {}
+        self._index: dict[tuple[str, str], dict[ClientT, None]] = {}
+        self.subscribers: dict[ClientT, None] = {}
         self.subscribe_count = 0
         self.subscribed = asyncio.Event()
         self.await_subscribers = 0
 
-    def attach(self, subscriber: Subscriber) -> None:
+    def attach(self, subscriber: ClientT) -> None:
         self.subscribers[subscriber] = None
 
-    def detach(self, subscriber: Subscriber) -> None:
+    def detach(self, subscriber: ClientT) -> None:
         self.subscribers.pop(subscriber, None)
         for key in list(self._index):
             members = self._index[key]
@@ -41,7 +58,7 @@ class Feed:
             if not members:
                 del self._index[key]
 
-    def add(self, subscriber: Subscriber, channel: str, products: Iterable[str]) -> None:
+    def add(self, subscriber: ClientT, channel: str, products: Iterable[str]) -> None:
         for product in products:
             self._index.setdefault((channel, product), {})[subscriber] = None
 
@@ -51,7 +68,7 @@ class Feed:
         if self.subscribe_count >= self.await_subscribers:
             self.subscribed.set()
 
-    def remove(self, subscriber: Subscriber, channel: str, products: Iterable[str]) -> None:
+    def remove(self, subscriber: ClientT, channel: str, products: Iterable[str]) -> None:
         for product in products:
             members = self._index.get((channel, product))
             if members is not None:
@@ -79,7 +96,7 @@ class Feed:
             subscriber.enqueue(frame)
         return len(audience)
 
-    def congested(self) -> list[Subscriber]:
+    def congested(self) -> list[ClientT]:
         """Subscribers above the high-water mark (max-speed mode waits for them)."""
         return [s for s in self.subscribers if s.congested]
 

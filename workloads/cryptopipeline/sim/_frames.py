@@ -23,7 +23,8 @@ def text_frame(payload: bytes) -> bytes:
     return struct.pack("!BBQ", _FIN_TEXT, 127, length) + payload
 
 
-class ControlFrame(bytes):
-    """A frame that fault injection leaves alone (subscriptions, errors, last_match)."""
+class ReplyFrame(bytes):
+    """A frame that answers the client's own request (subscriptions, errors, the last_match a
+    subscribe brings); fault injection, which applies to feed frames only, leaves it alone."""
 
     __slots__ = ()

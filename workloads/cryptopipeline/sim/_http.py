@@ -89,7 +89,7 @@ class RestApi:
         self,
         *,
         ledger: TradeLedger,
-        feed: Feed,
+        feed: Feed[Any],
         stats: SimStats,
         set_faults: Callable[[FaultPlan], None],
         disconnect: Callable[[], Awaitable[int]],

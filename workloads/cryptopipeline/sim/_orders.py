@@ -11,15 +11,27 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from cryptopipeline.coinbase import (
+    CreateOrder,
+    OrderFill,
+    OrderWireError,
+    UnsupportedOrder,
+    order_object,
+    parse_create_order,
+    read_client_order_id,
+)
+from cryptopipeline.sim._events import Quote
 from cryptopipeline.sim._ledger import TradeLedger
 from cryptopipeline.sim._products import product_spec
 
 _BPS = Decimal(10_000)
+_USER_ID = "sim-user"
 
 
 class OrderRejected(Exception):
@@ -37,100 +49,34 @@ class BadOrderRequest(ValueError):
 
 
 @dataclass(slots=True)
-class SimFill:
-    entry_id: str
-    trade_id: str
-    order_id: str
-    time: str
-    price: Decimal
-    size: Decimal
-    commission: Decimal
-    product_id: str
-    side: str
-    liquidity: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "entry_id": self.entry_id,
-            "trade_id": self.trade_id,
-            "order_id": self.order_id,
-            "trade_time": self.time,
-            "trade_type": "FILL",
-            "price": str(self.price),
-            "size": str(self.size),
-            "commission": str(self.commission),
-            "product_id": self.product_id,
-            "sequence_timestamp": self.time,
-            "liquidity_indicator": self.liquidity,
-            "size_in_quote": False,
-            "user_id": "sim-user",
-            "side": self.side,
-        }
-
-
-@dataclass(slots=True)
 class SimOrder:
     order_id: str
-    client_order_id: str
-    product_id: str
-    side: str
-    order_type: str  # MARKET | LIMIT
-    base_size: Decimal
-    limit_price: Decimal | None
-    configuration: dict[str, Any]
+    request: CreateOrder
     created_time: str
     status: str = "OPEN"
-    fills: list[SimFill] = field(default_factory=list)
+    fills: list[OrderFill] = field(default_factory=list)
+
+    @property
+    def client_order_id(self) -> str:
+        return self.request.client_order_id
+
+    @property
+    def product_id(self) -> str:
+        return self.request.product_id
 
     @property
     def filled_size(self) -> Decimal:
         return sum((f.size for f in self.fills), Decimal(0))
 
     def as_json(self) -> dict[str, Any]:
-        filled = self.filled_size
-        value = sum((f.size * f.price for f in self.fills), Decimal(0))
-        fees = sum((f.commission for f in self.fills), Decimal(0))
-        average = value / filled if filled else Decimal(0)
-        return {
-            "order_id": self.order_id,
-            "product_id": self.product_id,
-            "user_id": "sim-user",
-            "order_configuration": self.configuration,
-            "side": self.side,
-            "client_order_id": self.client_order_id,
-            "status": self.status,
-            "time_in_force": (
-                "IMMEDIATE_OR_CANCEL" if self.order_type == "MARKET" else "GOOD_UNTIL_CANCELLED"
-            ),
-            "created_time": self.created_time,
-            "completion_percentage": str(filled / self.base_size * 100 if self.base_size else 0),
-            "filled_size": str(filled),
-            "average_filled_price": str(average),
-            "fee": "",
-            "number_of_fills": str(len(self.fills)),
-            "filled_value": str(value),
-            "pending_cancel": False,
-            "size_in_quote": False,
-            "total_fees": str(fees),
-            "size_inclusive_of_fees": False,
-            "total_value_after_fees": str(value + fees if self.side == "BUY" else value - fees),
-            "order_type": self.order_type,
-            "product_type": "SPOT",
-        }
+        return order_object(
+            self.request, order_id=self.order_id, user_id=_USER_ID, status=self.status,
+            created_time=self.created_time, fills=self.fills,
+        )  # fmt: skip
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _decimal(value: object, name: str) -> Decimal:
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise BadOrderRequest(f"{name} is not a decimal string") from None
-    if not number.is_finite():
-        raise BadOrderRequest(f"{name} is not a finite number")
-    return number
 
 
 class SimAccount:
@@ -161,92 +107,82 @@ class SimAccount:
         order_id = self._by_client_id.get(client_order_id)
         return self.orders[order_id] if order_id else None
 
-    def create(self, body: dict[str, Any]) -> tuple[SimOrder, bool]:
-        """The order for this request and whether it is new; raises OrderRejected."""
+    def create(self, body: Mapping[str, Any]) -> tuple[SimOrder, bool]:
+        """The order for this request and whether it is new: a `client_order_id` seen before
+        returns its order, whatever else the body says. Raises BadOrderRequest (a 400) or
+        OrderRejected (a business rejection)."""
         self.create_requests += 1
-        client_order_id = body.get("client_order_id")
-        if not isinstance(client_order_id, str) or not client_order_id:
-            raise BadOrderRequest("client_order_id is required")
-        existing = self.find_by_client_id(client_order_id)
+        try:
+            existing = self.find_by_client_id(read_client_order_id(body))
+        except OrderWireError as exc:
+            raise BadOrderRequest(str(exc)) from None
         if existing is not None:
             return existing, False
-        product_id = body.get("product_id")
-        side = body.get("side")
-        if side not in ("BUY", "SELL"):
-            raise BadOrderRequest("side must be BUY or SELL")
-        if not isinstance(product_id, str) or not self.ledger.has_product(product_id):
-            raise OrderRejected("INVALID_PRODUCT_ID", f"unknown product {product_id!r}")
-        configuration = body.get("order_configuration")
-        if not isinstance(configuration, dict) or len(configuration) != 1:
-            raise BadOrderRequest("order_configuration must hold exactly one order type")
-        kind, params = next(iter(configuration.items()))
-        if not isinstance(params, dict):
-            raise BadOrderRequest("order_configuration is malformed")
-        spec = product_spec(product_id)
-        limit_price: Decimal | None = None
-        if kind == "market_market_ioc":
-            if "base_size" not in params:
-                raise OrderRejected(
-                    "UNSUPPORTED_ORDER_CONFIGURATION", "the simulator takes base_size only"
-                )
-            order_type = "MARKET"
-        elif kind == "limit_limit_gtc":
-            order_type = "LIMIT"
-            limit_price = _decimal(params.get("limit_price"), "limit_price")
-            if limit_price <= 0 or limit_price % spec.quote_increment != 0:
-                raise OrderRejected(
-                    "INVALID_PRICE_PRECISION",
-                    f"limit_price must be a positive multiple of {spec.quote_increment}",
-                    "PREVIEW_INVALID_PRICE_PRECISION",
-                )
-        else:
-            raise OrderRejected("UNSUPPORTED_ORDER_CONFIGURATION", f"{kind} is not simulated")
-        base_size = _decimal(params.get("base_size"), "base_size")
-        if base_size <= 0 or base_size % spec.base_increment != 0:
+        request = self._parse(body)
+        quote = self._check_funds(request)
+        order = SimOrder(str(uuid.uuid4()), request, created_time=_now())
+        self.orders[order.order_id] = order
+        self._by_client_id[request.client_order_id] = order.order_id
+        self._match(order, quote)
+        return order, True
+
+    def _parse(self, body: Mapping[str, Any]) -> CreateOrder:
+        """The request, by the wire's rules and then the product's increments."""
+        try:
+            request = parse_create_order(body)
+        except UnsupportedOrder as exc:
+            raise OrderRejected("UNSUPPORTED_ORDER_CONFIGURATION", str(exc)) from None
+        except OrderWireError as exc:
+            if exc.field == "product_id":
+                raise OrderRejected("INVALID_PRODUCT_ID", str(exc)) from None
+            raise BadOrderRequest(str(exc)) from None
+        if not self.ledger.has_product(request.product_id):
+            raise OrderRejected("INVALID_PRODUCT_ID", f"unknown product {request.product_id!r}")
+        spec = product_spec(request.product_id)
+        price = request.limit_price
+        if price is not None and (price <= 0 or price % spec.quote_increment != 0):
+            raise OrderRejected(
+                "INVALID_PRICE_PRECISION",
+                f"limit_price must be a positive multiple of {spec.quote_increment}",
+                "PREVIEW_INVALID_PRICE_PRECISION",
+            )
+        if request.base_size <= 0 or request.base_size % spec.base_increment != 0:
             raise OrderRejected(
                 "INVALID_SIZE_PRECISION",
                 f"base_size must be a positive multiple of {spec.base_increment}",
                 "PREVIEW_INVALID_SIZE_PRECISION",
             )
-        quote = self.ledger.quote(product_id)
+        return request
+
+    def _check_funds(self, request: CreateOrder) -> Quote:
+        """The market the order meets, once the account can pay for it (taker fee included)."""
+        quote = self.ledger.quote(request.product_id)
         if quote is None:
             raise OrderRejected("INSUFFICIENT_LIQUIDITY", "no market yet", "")
-        base = product_id.split("-")[0]
-        reference = limit_price if limit_price is not None else quote.best_ask
-        if side == "BUY":
-            cost = base_size * reference * (1 + self.taker_fee_bps / _BPS)
-            if cost > self.balances.get(self.quote_currency, Decimal(0)):
-                raise OrderRejected(
-                    "INSUFFICIENT_FUND",
-                    "Insufficient balance in source account",
-                    "PREVIEW_INSUFFICIENT_FUND",
-                )
-        elif base_size > self.balances.get(base, Decimal(0)):
+        if request.side == "BUY":
+            limit = request.limit_price
+            reference = quote.best_ask if limit is None else limit
+            need = request.base_size * reference * (1 + self.taker_fee_bps / _BPS)
+            have = self.balances.get(self.quote_currency, Decimal(0))
+        else:
+            need = request.base_size
+            have = self.balances.get(request.product_id.split("-")[0], Decimal(0))
+        if need > have:
             raise OrderRejected(
                 "INSUFFICIENT_FUND",
                 "Insufficient balance in source account",
                 "PREVIEW_INSUFFICIENT_FUND",
             )
-        order = SimOrder(
-            order_id=str(uuid.uuid4()),
-            client_order_id=client_order_id,
-            product_id=product_id,
-            side=side,
-            order_type=order_type,
-            base_size=base_size,
-            limit_price=limit_price,
-            configuration=configuration,
-            created_time=_now(),
-        )
-        self.orders[order.order_id] = order
-        self._by_client_id[client_order_id] = order.order_id
-        book = quote.best_ask if side == "BUY" else quote.best_bid
-        if order_type == "MARKET" or (
-            limit_price is not None
-            and (limit_price >= book if side == "BUY" else limit_price <= book)
-        ):
+        return quote
+
+    def _match(self, order: SimOrder, quote: Quote) -> None:
+        """A market order, or a limit order that crosses the book, fills now as taker at the
+        book's price; any other limit order rests."""
+        buy = order.request.side == "BUY"
+        book = quote.best_ask if buy else quote.best_bid
+        price = order.request.limit_price
+        if price is None or (price >= book if buy else price <= book):
             self._fill(order, book, "TAKER")
-        return order, True
 
     def cancel(self, order_id: str) -> tuple[bool, str]:
         order = self.orders.get(order_id)
@@ -260,25 +196,25 @@ class SimAccount:
     def match_resting(self) -> None:
         """Fill resting limit orders the market has traded through."""
         for order in self.orders.values():
-            if order.status != "OPEN" or order.limit_price is None:
+            price = order.request.limit_price
+            if order.status != "OPEN" or price is None:
                 continue
             quote = self.ledger.quote(order.product_id)
             if quote is None:
                 continue
-            if (order.side == "BUY" and quote.best_ask <= order.limit_price) or (
-                order.side == "SELL" and quote.best_bid >= order.limit_price
-            ):
-                self._fill(order, order.limit_price, "MAKER")
+            if quote.best_ask <= price if order.request.side == "BUY" else quote.best_bid >= price:
+                self._fill(order, price, "MAKER")
 
     def _fill(self, order: SimOrder, price: Decimal, liquidity: str) -> None:
-        size = order.base_size - order.filled_size
+        side = order.request.side
+        size = order.request.base_size - order.filled_size
         bps = self.taker_fee_bps if liquidity == "TAKER" else self.maker_fee_bps
         commission = size * price * bps / _BPS
         base = order.product_id.split("-")[0]
         quote_delta = size * price
         balances = self.balances
         zero = Decimal(0)
-        if order.side == "BUY":
+        if side == "BUY":
             balances[self.quote_currency] = balances.get(self.quote_currency, zero) - (
                 quote_delta + commission
             )
@@ -290,7 +226,7 @@ class SimAccount:
             balances[base] = balances.get(base, zero) - size
         n = next(self._fill_ids)
         order.fills.append(
-            SimFill(
+            OrderFill(
                 entry_id=f"sim-fill-{n}",
                 trade_id=f"sim-trade-{n}",
                 order_id=order.order_id,
@@ -299,8 +235,9 @@ class SimAccount:
                 size=size,
                 commission=commission,
                 product_id=order.product_id,
-                side=order.side,
+                side=side,
                 liquidity=liquidity,
+                user_id=_USER_ID,
             )
         )
         order.status = "FILLED"

@@ -16,8 +16,7 @@ from typing import Any
 
 import orjson
 
-from cryptopipeline.coinbase import opposite_side, parse_time
-from cryptopipeline.coinbase._time import to_micros
+from cryptopipeline.coinbase import epoch_us, opposite_side
 from cryptopipeline.sim._events import MarketEvent, Quote, RecordedEvent, Trade
 
 _CHANNEL_OF_TYPE = {"ticker": "ticker", "match": "matches", "heartbeat": "heartbeat"}
@@ -45,7 +44,7 @@ def _load(path: Path) -> list[tuple[int, dict[str, Any]]]:
             if "recv_ts" in raw:
                 at_us = round(float(raw["recv_ts"]) * 1_000_000)
             elif isinstance(message.get("time"), str):
-                at_us = to_micros(parse_time(message["time"]))
+                at_us = epoch_us(message["time"])
             else:
                 continue
             records.append((at_us, message))

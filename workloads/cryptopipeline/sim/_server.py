@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -73,7 +74,7 @@ class SimServer:
         self.config = config
         self.stats = SimStats()
         self.ledger = TradeLedger(config.ground_truth)
-        self.feed = Feed(faults=config.faults, stats=self.stats, seed=config.seed)
+        self.feed: Feed[Subscriber] = Feed(faults=config.faults, stats=self.stats, seed=config.seed)
         self.feed.await_subscribers = config.await_subscribers
         if config.await_subscribers == 0:
             self.feed.subscribed.set()
@@ -291,7 +292,7 @@ class SimServer:
         self._connections += 1
         advanced = ws.request is not None and ws.request.path.split("?", 1)[0] == ADVANCED_PATH
         kind = AdvancedSubscriber if advanced else Subscriber
-        feed = self.advanced if advanced else self.feed
+        feed: Feed[Any] = self.advanced if advanced else self.feed
         subscriber = kind(
             ws,
             index,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
@@ -26,10 +26,10 @@ from cryptopipeline.coinbase import (
     subscriptions_message,
 )
 from cryptopipeline.sim._faults import MALFORMED_FRAME, FaultDice, FaultPlan
-from cryptopipeline.sim._frames import ControlFrame, text_frame
+from cryptopipeline.sim._feed import Feed
+from cryptopipeline.sim._frames import ReplyFrame, text_frame
 
 if TYPE_CHECKING:
-    from cryptopipeline.sim._feed import Feed
     from cryptopipeline.sim._ledger import TradeLedger
 
 log = logging.getLogger("cryptopipeline.sim")
@@ -45,7 +45,7 @@ class Subscriber:
         self,
         ws: ServerConnection,
         index: int,
-        feed: Feed,
+        feed: Feed[Any],
         ledger: TradeLedger,
         *,
         paced: bool,
@@ -111,7 +111,7 @@ class Subscriber:
     # -- control messages --------------------------------------------------------------------
 
     def send_control(self, message: object) -> None:
-        self.enqueue(ControlFrame(text_frame(orjson.dumps(message))))
+        self.enqueue(ReplyFrame(text_frame(orjson.dumps(message))))
 
     def handle_text(self, raw: str | bytes) -> None:
         try:
@@ -122,15 +122,7 @@ class Subscriber:
             self.send_control(error_message(exc.message, exc.reason))
 
     def _apply(self, request: FeedRequest) -> None:
-        failure = "Failed to subscribe" if request.type == "subscribe" else "Failed to unsubscribe"
-        for name, products in request.channels.items():
-            if name not in CHANNELS:
-                raise FeedRequestError(failure, f"{name} is not a valid channel")
-            for product in products:
-                if not self.ledger.has_product(product):
-                    raise FeedRequestError(failure, f"{product} is not a valid product")
-            if request.type == "subscribe" and not products:
-                raise FeedRequestError(failure, f"No product ids provided for {name}")
+        _check_request(request, self.ledger)
         if request.type == "subscribe":
             newly_matched: list[str] = []
             for name, products in request.channels.items():
@@ -249,7 +241,7 @@ class Subscriber:
         transport = self.ws.transport
         out: list[bytes] = []
         for frame in batch:
-            if isinstance(frame, ControlFrame):
+            if isinstance(frame, ReplyFrame):
                 out.append(frame)
                 continue
             outcome = self.dice.outcome(plan)
@@ -293,3 +285,17 @@ class Subscriber:
                 await self.ws.close(code, reason)
         except TimeoutError:
             self.ws.transport.abort()
+
+
+def _check_request(request: FeedRequest, ledger: TradeLedger) -> None:
+    """Refuse, as Coinbase does, a channel it does not have, a product it does not list, or a
+    subscribe without products."""
+    failure = "Failed to subscribe" if request.type == "subscribe" else "Failed to unsubscribe"
+    for name, products in request.channels.items():
+        if name not in CHANNELS:
+            raise FeedRequestError(failure, f"{name} is not a valid channel")
+        for product in products:
+            if not ledger.has_product(product):
+                raise FeedRequestError(failure, f"{product} is not a valid product")
+        if request.type == "subscribe" and not products:
+            raise FeedRequestError(failure, f"No product ids provided for {name}")

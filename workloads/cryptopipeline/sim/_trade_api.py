@@ -1,7 +1,8 @@
 """The Advanced Trade order endpoints on their own port (`--trade-port`), with CDP JWT checks.
 
 A second listener because these endpoints take JSON bodies, which the feed port's HTTP parser
-(websockets) refuses. Endpoints (Coinbase's paths):
+(websockets) refuses. Requests are read and answers written with `cryptopipeline.coinbase`,
+the same module the bot's broker speaks with. Endpoints (Coinbase's paths):
 
   POST /api/v3/brokerage/orders                      create (idempotent per client_order_id)
   GET  /api/v3/brokerage/orders/historical/{id}      one order
@@ -21,25 +22,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from ssl import SSLContext
 from typing import Any
 
-import jwt
 import orjson
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from cryptopipeline.coinbase import (
+    CANCEL_ORDERS_PATH,
+    LIST_FILLS_PATH,
+    LIST_ORDERS_PATH,
+    ORDER_PATH,
+    ORDERS_PATH,
+    OrderWireError,
+    cancel_answer,
+    create_order_failure,
+    create_order_success,
+    error_answer,
+    fills_page,
+    orders_page,
+    parse_cancel_orders_request,
+    token_uri,
+)
+from cryptopipeline.sim._auth import TokenCheck
 from cryptopipeline.sim._orders import BadOrderRequest, OrderRejected, SimAccount
 
 log = logging.getLogger("cryptopipeline.sim.trade")
 
-_PREFIX = "/api/v3/brokerage/orders"
-_LEEWAY_S = 5
 DEFAULT_ORDERS_LIMIT = 100
 """List orders: orders per page when `limit` is not given, newest first; `cursor` (opaque to
 clients, an offset here) and `has_next` lead to the next page, as Coinbase pages."""
@@ -76,8 +90,12 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.
     )
 
 
+def _bad_request(message: str) -> web.Response:
+    return _json(400, error_answer("INVALID_ARGUMENT", message))
+
+
 def _unauthorized(why: str) -> web.Response:
-    return _json(401, {"error": "UNAUTHENTICATED", "message": f"Unauthorized: {why}"})
+    return _json(401, error_answer("UNAUTHENTICATED", f"Unauthorized: {why}"))
 
 
 class TradeApi:
@@ -94,21 +112,20 @@ class TradeApi:
     ) -> None:
         self.account = account
         self.ssl = ssl
-        self.keys = keys
+        self.tokens = TokenCheck(keys)
         self.host = host
         self.port = port
         self.faults = TradeFaults()
         self.auth_failures = 0
-        self._nonces: dict[str, float] = {}
         self._lock = asyncio.Lock()
         app = web.Application(middlewares=[self._auth])
         app.add_routes(
             [
-                web.post(_PREFIX, self._create),
-                web.get(_PREFIX + "/historical/batch", self._list_orders),
-                web.get(_PREFIX + "/historical/fills", self._fills),
-                web.get(_PREFIX + "/historical/{order_id}", self._get_order),
-                web.post(_PREFIX + "/batch_cancel", self._cancel),
+                web.post(ORDERS_PATH, self._create),
+                web.get(LIST_ORDERS_PATH, self._list_orders),
+                web.get(LIST_FILLS_PATH, self._fills),
+                web.get(ORDER_PATH, self._get_order),
+                web.post(CANCEL_ORDERS_PATH, self._cancel),
                 web.get("/sim/orders", self._sim_orders),
                 web.get("/sim/account", self._sim_account),
                 web.post("/sim/trade-faults", self._set_faults),
@@ -151,48 +168,8 @@ class TradeApi:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return "missing bearer token"
-        token = header[len("Bearer ") :]
-        try:
-            unverified = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            return "malformed token"
-        kid = unverified.get("kid")
-        nonce = unverified.get("nonce")
-        if unverified.get("alg") != "ES256":
-            return "alg must be ES256"
-        key = self.keys.get(kid) if isinstance(kid, str) else None
-        if key is None:
-            return "unknown key"
-        if not isinstance(nonce, str) or not nonce:
-            return "missing nonce"
-        try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=["ES256"],
-                issuer="cdp",
-                leeway=_LEEWAY_S,
-                options={"require": ["exp", "nbf", "iss", "sub", "uri"]},
-            )
-        except jwt.ExpiredSignatureError:
-            return "token expired"
-        except jwt.ImmatureSignatureError:
-            return "token not yet valid"
-        except jwt.InvalidSignatureError:
-            return "bad signature"
-        except jwt.PyJWTError as exc:
-            return f"invalid token ({type(exc).__name__})"
-        if claims.get("sub") != kid:
-            return "sub must be the key name"
-        expected = f"{request.method} {request.host}{request.path}"
-        if claims.get("uri") != expected:
-            return "uri claim does not match the request"
-        now = time.time()
-        self._nonces = {n: t for n, t in self._nonces.items() if t > now}
-        if nonce in self._nonces:
-            return "token replayed (nonce seen before)"
-        self._nonces[nonce] = float(claims["exp"]) + _LEEWAY_S
-        return None
+        uri = token_uri(request.method, request.host, request.path)
+        return self.tokens.refusal(header[len("Bearer ") :], uri)
 
     # -- orders ------------------------------------------------------------------------------
 
@@ -200,9 +177,9 @@ class TradeApi:
         try:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
-            return _json(400, {"error": "INVALID_ARGUMENT", "message": "body is not JSON"})
+            return _bad_request("body is not JSON")
         if not isinstance(body, dict):
-            return _json(400, {"error": "INVALID_ARGUMENT", "message": "body must be an object"})
+            return _bad_request("body must be an object")
         faults = self.faults
         fault = faults.count > 0 and (faults.status or faults.delay_s)
         if fault:
@@ -214,55 +191,30 @@ class TradeApi:
             try:
                 order, _new = self.account.create(body)
             except BadOrderRequest as exc:
-                return _json(400, {"error": "INVALID_ARGUMENT", "message": str(exc)})
+                return _bad_request(str(exc))
             except OrderRejected as exc:
-                return _json(
-                    200,
-                    {
-                        "success": False,
-                        "failure_reason": "UNKNOWN_FAILURE_REASON",
-                        "order_id": "",
-                        "error_response": {
-                            "error": exc.error,
-                            "message": exc.message,
-                            "error_details": exc.message,
-                            "preview_failure_reason": exc.preview,
-                        },
-                    },
-                )
+                return _json(200, create_order_failure(exc.error, exc.message, exc.preview))
         if fault and faults.delay_s:
             await asyncio.sleep(faults.delay_s)  # the fault itself: a response that comes late
         if fault and faults.status:
             return self._fault_response(faults)
-        return _json(
-            200,
-            {
-                "success": True,
-                "success_response": {
-                    "order_id": order.order_id,
-                    "product_id": order.product_id,
-                    "side": order.side,
-                    "client_order_id": order.client_order_id,
-                },
-                "order_configuration": order.configuration,
-            },
-        )
+        return _json(200, create_order_success(order.request, order.order_id))
 
     @staticmethod
     def _fault_response(faults: TradeFaults) -> web.Response:
         if faults.status == 429:
             return _json(
                 429,
-                {"error": "RATE_LIMIT_EXCEEDED", "message": "Too many requests"},
+                error_answer("RATE_LIMIT_EXCEEDED", "Too many requests"),
                 headers={"Retry-After": f"{faults.retry_after:g}"},
             )
-        return _json(faults.status, {"error": "INTERNAL", "message": "simulated failure"})
+        return _json(faults.status, error_answer("INTERNAL", "simulated failure"))
 
     async def _get_order(self, request: web.Request) -> web.Response:
         self.account.match_resting()
         order = self.account.orders.get(request.match_info["order_id"])
         if order is None:
-            return _json(404, {"error": "NOT_FOUND", "message": "order not found"})
+            return _json(404, error_answer("NOT_FOUND", "order not found"))
         return _json(200, {"order": order.as_json()})
 
     async def _list_orders(self, request: web.Request) -> web.Response:
@@ -273,18 +225,17 @@ class TradeApi:
             limit = int(request.query.get("limit", str(DEFAULT_ORDERS_LIMIT)))
             start = int(request.query.get("cursor") or "0")
         except ValueError:
-            return _json(400, {"error": "INVALID_ARGUMENT", "message": "bad limit or cursor"})
+            return _bad_request("bad limit or cursor")
         if not 1 <= limit <= MAX_ORDERS_LIMIT or start < 0:
-            return _json(400, {"error": "INVALID_ARGUMENT", "message": "bad limit or cursor"})
+            return _bad_request("bad limit or cursor")
         matching = [
             o
             for o in reversed(self.account.orders.values())
             if (not products or o.product_id in products) and (not statuses or o.status in statuses)
         ]
         page = [o.as_json() for o in matching[start : start + limit]]
-        has_next = start + limit < len(matching)
-        cursor = str(start + limit) if has_next else ""
-        return _json(200, {"orders": page, "sequence": "0", "has_next": has_next, "cursor": cursor})
+        cursor = str(start + limit) if start + limit < len(matching) else ""
+        return _json(200, orders_page(page, cursor))
 
     async def _fills(self, request: web.Request) -> web.Response:
         self.account.match_resting()
@@ -298,19 +249,14 @@ class TradeApi:
             if (not wanted or o.order_id in wanted) and (not products or o.product_id in products)
             for f in o.fills
         ]
-        return _json(200, {"fills": fills, "cursor": ""})
+        return _json(200, fills_page(fills))
 
     async def _cancel(self, request: web.Request) -> web.Response:
         try:
-            body = orjson.loads(await request.read())
-            order_ids = [str(i) for i in body["order_ids"]]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            return _json(400, {"error": "INVALID_ARGUMENT", "message": "order_ids required"})
-        results = []
-        for order_id in order_ids:
-            ok, reason = self.account.cancel(order_id)
-            results.append({"success": ok, "failure_reason": reason, "order_id": order_id})
-        return _json(200, {"results": results})
+            order_ids = parse_cancel_orders_request(orjson.loads(await request.read()))
+        except (orjson.JSONDecodeError, OrderWireError):
+            return _bad_request("order_ids required")
+        return _json(200, cancel_answer((i, *self.account.cancel(i)) for i in order_ids))
 
     # -- control -----------------------------------------------------------------------------
 
