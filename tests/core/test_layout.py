@@ -21,16 +21,7 @@ MAX_CLASS_LINES = 250
 
 #: Modules other engineers are shrinking in the same issue.
 #: TODO(issue 11): remove each entry when its module is back under the limits.
-KNOWN_PENDING: dict[str, str] = {
-    "workloads/cryptopipeline/bot/service.py": "the bot's service split",
-    # sim/ is reworked by the Coinbase wire-parser change: Subscriber (255 lines) and
-    # TradeApi (254) were just over when this test was written.
-    "workloads/cryptopipeline/sim/_subscriber.py": "the simulator's share of the parser change",
-    "workloads/cryptopipeline/sim/_trade_api.py": "the simulator's share of the parser change",
-    # arrived at 459 lines with the Advanced Trade feed (issue 15), whose decoder the
-    # Coinbase wire-parser change may move; split the decoder from the adapters if not.
-    "workloads/cryptopipeline/ingestor/_advanced.py": "the Advanced Trade decoder's home",
-}
+KNOWN_PENDING: dict[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from cryptopipeline.ingestor._advanced import AdvancedDecoder, last_trade_hint, ticker_record
+from cryptopipeline.ingestor._advanced_decode import AdvancedDecoder, last_trade_hint, ticker_record
 from cryptopipeline.ingestor._connection import time_window
 from cryptopipeline.ingestor._decode import (
     ControlFrame,
