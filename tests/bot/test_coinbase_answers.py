@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from bot_support import KEY_NAME, new_key_pem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -144,3 +145,13 @@ def test_property_forged_answers_are_an_update_or_unavailable(answers: dict[str,
        raw=st.sampled_from([b"", b"not json", b"[1,2]", b'"text"', b"[" * 100_000]))  # fmt: skip
 def test_property_answers_that_are_not_objects_are_unavailable(which: str, raw: bytes) -> None:
     asyncio.run(every_call(broker_for(GOOD | {which: raw})))
+
+
+@pytest.mark.parametrize("order_id", ["\x1f", "a/../b", "id?x=1", "ex 1", "ex-1\n"])
+def test_a_forged_order_id_is_never_put_into_a_url(order_id: str) -> None:
+    """Found by the property above: an order id with a control character made httpx raise
+    InvalidURL from the next lookup instead of the broker answering 'unavailable'."""
+    answers = json.loads(json.dumps(GOOD))
+    answers["create"]["success_response"]["order_id"] = order_id
+    answers["list"]["orders"][0]["order_id"] = order_id
+    asyncio.run(every_call(broker_for(answers)))

@@ -24,7 +24,7 @@ import orjson
 
 from cryptopipeline.bot._broker import BrokerUnavailable
 from cryptopipeline.bot._credentials import CdpCredentials
-from cryptopipeline.bot._inputs import BadInput, money, text
+from cryptopipeline.bot._inputs import BadInput, identifier, money, text
 from cryptopipeline.coinbase import (
     CANCEL_ORDERS_PATH,
     LIST_FILLS_PATH,
@@ -302,7 +302,7 @@ class CoinbaseBroker:
             detail = created.message or code
             return BrokerUpdate(coid, OrderStatus.REJECTED, reason=reason, detail=detail[:300])
         try:
-            order_id = text(created.order_id, "success_response.order_id")
+            order_id = identifier(created.order_id, "success_response.order_id")
         except BadInput as exc:  # it may exist: look it up later, never send it again
             raise BrokerUnavailable(f"create order: unreadable answer: {exc}") from None
         return await self._state(coid, order_id)
@@ -323,7 +323,7 @@ class CoinbaseBroker:
         if state is None:
             return None
         try:
-            order_id = text(state.order_id, "order_id")
+            order_id = identifier(state.order_id, "order_id")
         except BadInput as exc:
             raise BrokerUnavailable(f"list orders: unreadable order: {exc}") from None
         return await self._state(order.client_order_id, order_id)

@@ -10,6 +10,7 @@ context's precision. Prices are positive; sizes are positive; fees may be zero.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -65,6 +66,18 @@ def text(value: object, field: str) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
         raise BadInput("bad_field", f"{field} must be a string of 1..{MAX_TEXT} characters")
     return value
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def identifier(value: object, field: str) -> str:
+    """An exchange id that goes into a URL path (Coinbase's are UUIDs): letters, digits, `-`
+    and `_` only, so a forged answer cannot steer or break the next request."""
+    checked = text(value, field)
+    if _ID.fullmatch(checked) is None:
+        raise BadInput("bad_field", f"{field} must be letters, digits, '-' or '_'")
+    return checked
 
 
 @dataclass(frozen=True, slots=True)
