@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ksqldb_double import KsqlDouble
 
 from cryptopipeline.ksql import KsqlSettings
+from ksqldb_double import KsqlDouble
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = REPO_ROOT / "ksqldb"

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ksqldb_double import KsqlDouble
 
 from cryptopipeline.ksql import (
     KsqlSettings,
@@ -17,6 +16,7 @@ from cryptopipeline.ksql import (
     MigrationFileError,
     apply_migrations,
 )
+from ksqldb_double import KsqlDouble
 
 TABLE = "MIGRATION_SCHEMA_VERSIONS"
 

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from ksqldb_double import KsqlDouble
 
 from cryptopipeline.ksql import KsqlSettings, MigrationFileError, apply_migrations, load_migrations
+from ksqldb_double import KsqlDouble
 
 ONE = (
     "CREATE STREAM IF NOT EXISTS A (X STRING) "

@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytest
-from ksqldb_double import KsqlDouble
 
 from cryptopipeline.cli import main
 from cryptopipeline.ksql import (
@@ -16,6 +15,7 @@ from cryptopipeline.ksql import (
     apply_migrations,
 )
 from cryptopipeline.ksql._client import KsqlConnectionError
+from ksqldb_double import KsqlDouble
 
 SECRET = "pa55-w0rd-never-logged"
 
