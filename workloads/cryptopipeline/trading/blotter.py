@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from cryptopipeline.trading.orders import (
     OrderEvent,
@@ -23,18 +24,37 @@ from cryptopipeline.trading.portfolio import Portfolio
 
 @dataclass(slots=True)
 class TrackedOrder:
+    """One order as its events tell it: who it is, how far it got, and its terms (the
+    `OrderRequest` its events carry) once one of them carried them."""
+
     client_order_id: str
     signal_id: str
     product_id: str
     state: OrderEventType
-    side: Side | None = None
-    order_type: OrderType | None = None
-    base_size: Decimal | None = None
-    limit_price: Decimal | None = None
-    reference_price: Decimal | None = None
+    terms: OrderRequest | None = None
     exchange_order_id: str | None = None
     submitted: bool = False
     reason: str | None = None
+
+    @property
+    def side(self) -> Side | None:
+        return None if self.terms is None else self.terms.side
+
+    @property
+    def order_type(self) -> OrderType | None:
+        return None if self.terms is None else self.terms.order_type
+
+    @property
+    def base_size(self) -> Decimal | None:
+        return None if self.terms is None else self.terms.base_size
+
+    @property
+    def limit_price(self) -> Decimal | None:
+        return None if self.terms is None else self.terms.limit_price
+
+    @property
+    def reference_price(self) -> Decimal | None:
+        return None if self.terms is None else self.terms.reference_price
 
     @property
     def terminal(self) -> bool:
@@ -50,12 +70,24 @@ class TrackedOrder:
         return self.submitted and not self.terminal
 
     def request(self) -> OrderRequest:
-        assert self.side is not None and self.order_type is not None
-        assert self.base_size is not None
-        return OrderRequest(
-            self.client_order_id, self.signal_id, self.product_id, self.side,
-            self.order_type, self.base_size, self.limit_price, self.reference_price,
-        )  # fmt: skip
+        assert self.terms is not None, "no event of this order carried its terms"
+        return self.terms
+
+
+def _terms(event: OrderEvent, known: OrderRequest | None) -> OrderRequest | None:
+    """The order's terms after `event`: a field the event leaves out keeps its known value."""
+
+    def pick(name: str) -> Any:
+        value = getattr(event, name)
+        return value if value is not None or known is None else getattr(known, name)
+
+    side, order_type, size = pick("side"), pick("order_type"), pick("base_size")
+    if side is None or order_type is None or size is None:
+        return known
+    return OrderRequest(
+        event.client_order_id, event.signal_id, event.product_id, side, order_type, size,
+        pick("limit_price"), pick("reference_price"),
+    )  # fmt: skip
 
 
 class Blotter:
@@ -72,10 +104,7 @@ class Blotter:
             order = self.orders[event.client_order_id] = TrackedOrder(
                 event.client_order_id, event.signal_id, event.product_id, event.event
             )
-        for name in ("side", "order_type", "base_size", "limit_price", "reference_price"):
-            value = getattr(event, name)
-            if value is not None:
-                setattr(order, name, value)
+        order.terms = _terms(event, order.terms)
         if event.exchange_order_id:
             order.exchange_order_id = event.exchange_order_id
         if event.event is OrderEventType.SUBMITTED:
